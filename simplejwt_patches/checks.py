@@ -1,0 +1,113 @@
+"""Django system checks (stable ids ``simplejwt_patches.<id>``, documented in the README).
+
+========  ===============================================================================
+id        meaning
+========  ===============================================================================
+E001      SimpleJWT release not pinned and ``UNKNOWN_VERSION = "error"``
+W001      SimpleJWT release not pinned: nothing patched (``UNKNOWN_VERSION = "warn"``)
+W002      SimpleJWT release not pinned: the newest patch set applied (``"latest"``)
+W003      the installed PyJWT has no ``PyJWKClient`` while ``JWK_URL`` is set
+E010      ``SIMPLE_JWT_PATCHES`` is not a dict
+W010      unknown key in ``SIMPLE_JWT_PATCHES``
+E011      a setting has the wrong type or value
+E012      a ``JWKS_HEADERS`` entry contains CR/LF (header injection)
+E013      ``JWKS_CA_BUNDLE`` cannot be loaded
+E014      ``JWKS_SSL_CONTEXT`` factory failed or returned something else
+E015      ``UNKNOWN_VERSION`` is not ``warn``/``error``/``latest``
+E016      ``DISABLE`` names an unknown patch id
+E017      both ``JWKS_CA_BUNDLE`` and ``JWKS_SSL_CONTEXT`` are set
+W020      ``SIMPLE_JWT['JWK_URL']`` is not https (loopback excepted)
+E030      ``SIMPLE_JWT['JWK_URL']`` is not a string
+W030      a patch was skipped or failed because the upstream attribute is missing or changed
+========  ===============================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .conf import SETTING, Problem, get_options, jwk_url_problems
+from .pins import PINS
+from .versions import pyjwt_caps, simplejwt_version
+
+__all__ = ["check_jwk_url", "check_patches", "check_settings", "check_version"]
+
+TAG = "simplejwt_patches"
+
+
+def _message(problem: Problem) -> checks.CheckMessage:
+    cls = checks.Error if problem.id.startswith("E") else checks.Warning
+    return cls(problem.msg, hint=problem.hint, id=f"simplejwt_patches.{problem.id}", obj=SETTING)
+
+
+@checks.register(TAG, checks.Tags.compatibility)
+def check_version(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W001/E001/W002: the installed SimpleJWT release is not in the pin table."""
+    from .pins import find_pin
+
+    version = simplejwt_version()
+    if version is None or find_pin(version) is not None:
+        return []
+    known = ", ".join(p.simplejwt for p in PINS)
+    policy = get_options().unknown_version
+    text = f"djangorestframework-simplejwt {version} is not a pinned release (known: {known})"
+    hint = (
+        "Upgrade simplejwt-patches, pin a known SimpleJWT release, or set "
+        f"{SETTING}['UNKNOWN_VERSION'] to 'latest' to apply the newest patch set at your own risk."
+    )
+    if policy == "error":
+        return [checks.Error(text + "; refusing to start (UNKNOWN_VERSION='error').", hint=hint, id="simplejwt_patches.E001")]
+    if policy == "latest":
+        return [
+            checks.Warning(
+                text + f"; the patch set of {max(PINS, key=lambda p: p.version).simplejwt} was applied "
+                "(UNKNOWN_VERSION='latest').",
+                id="simplejwt_patches.W002",
+            )
+        ]
+    return [checks.Warning(text + "; it was NOT patched.", hint=hint, id="simplejwt_patches.W001")]
+
+
+@checks.register(TAG)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E01x/W010: ``SIMPLE_JWT_PATCHES`` validation problems, each naming its key."""
+    return [_message(p) for p in get_options().problems]
+
+
+@checks.register(TAG, checks.Tags.security)
+def check_jwk_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W020/E030/W003: ``SIMPLE_JWT['JWK_URL']`` is usable and safe."""
+    simple_jwt = getattr(settings, "SIMPLE_JWT", None) or {}
+    jwk_url = simple_jwt.get("JWK_URL") if isinstance(simple_jwt, dict) else None
+    messages = [_message(p) for p in jwk_url_problems(jwk_url)]
+    if jwk_url and not pyjwt_caps().has_client:
+        messages.append(
+            checks.Warning(
+                f"SIMPLE_JWT['JWK_URL'] is set but PyJWT {pyjwt_caps().version} has no PyJWKClient.",
+                hint="Install PyJWT>=2.0 (pip install 'pyjwt[crypto]>=2').",
+                id="simplejwt_patches.W003",
+            )
+        )
+    for message in messages:
+        message.obj = "SIMPLE_JWT"
+    return messages
+
+
+@checks.register(TAG, checks.Tags.compatibility)
+def check_patches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W030: a pinned patch could not be applied (upstream attribute missing or changed)."""
+    from .patcher import status
+
+    return [
+        checks.Warning(
+            f"patch {f.id} was {f.state}: {f.reason}",
+            hint="SimpleJWT or PyJWT differs from the release this patch set was proven on; "
+            "report it with the output of simplejwt_patches.status().",
+            id="simplejwt_patches.W030",
+        )
+        for f in status().fixers
+        if f.state in ("skipped", "failed")
+    ]

@@ -1,0 +1,142 @@
+"""Safe descriptions of exceptions and tokens for logs.
+
+Nothing here ever returns a token, a signature or a secret header value: tokens are reduced to
+their unverified ``kid``/``alg``/``iss``/``aud``/``exp``/``jti`` and a SHA-256 prefix, and any
+text that might quote the token is redacted before it is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+from collections.abc import Iterator
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["causes", "describe", "fingerprint", "redact", "root_cause", "safe_url", "token_segments"]
+
+REDACTED = "[redacted]"
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception below it, following ``__cause__`` (then ``__context__``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        nxt = current.__cause__
+        if nxt is None and not current.__suppress_context__:
+            nxt = current.__context__
+        current = nxt
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The deepest exception of the chain."""
+    last = exc
+    for last in causes(exc):
+        pass
+    return last
+
+
+def promote_context(exc: BaseException) -> BaseException:
+    """Turn implicit ``__context__`` links into explicit ``__cause__`` links along the chain.
+
+    Upstream code that does ``except X: raise Y(...)`` (no ``from``) leaves the real cause only in
+    ``__context__``; DRF and most error trackers follow ``__cause__``. Returns ``exc``.
+    """
+    for current in causes(exc):
+        if current.__cause__ is None and current.__context__ is not None and not current.__suppress_context__:
+            current.__cause__ = current.__context__
+    return exc
+
+
+def describe(exc: BaseException) -> str:
+    """A short, human reason: ``HTTP 403 Forbidden``, ``connection refused``, ``timed out`` ..."""
+    if isinstance(exc, HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, URLError) and isinstance(exc.reason, BaseException):
+        return describe(exc.reason)
+    if isinstance(exc, URLError):
+        return str(exc.reason)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timed out"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON ({exc.msg} at position {exc.pos})"
+    text = str(exc)
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user-info and query string (either may carry credentials)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def token_segments(raw: str | bytes | None) -> list[str]:
+    """The raw token and its dot-separated parts (long enough to be recognisable)."""
+    if raw is None:
+        return []
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    return [text] + [part for part in text.split(".") if len(part) >= 8]
+
+
+def redact(text: str, raw_token: str | bytes | None) -> str:
+    """``text`` with the token and each of its segments replaced by ``[redacted]``."""
+    for segment in sorted(token_segments(raw_token), key=len, reverse=True):
+        if segment:
+            text = text.replace(segment, REDACTED)
+    return text
+
+
+def _b64json(segment: str) -> Any:
+    from jwt.utils import base64url_decode
+
+    return json.loads(base64url_decode(segment.encode("ascii")))
+
+
+def fingerprint(raw: str | bytes | None) -> dict[str, Any]:
+    """Unverified, non-secret facts about a token, for logs.
+
+    ``sha256`` is the first 12 hex digits of the token's SHA-256: enough to correlate log lines,
+    useless to replay the token.
+    """
+    if raw is None:
+        return {}
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    info: dict[str, Any] = {"sha256": hashlib.sha256(text.encode("latin-1", "replace")).hexdigest()[:12]}
+    parts = text.split(".")
+    try:
+        header = _b64json(parts[0])
+        if isinstance(header, dict):
+            info.update({k: header.get(k) for k in ("kid", "alg", "typ") if k in header})
+    except Exception:  # noqa: BLE001 - a malformed token is described, not raised
+        info["header"] = "unreadable"
+    try:
+        claims = _b64json(parts[1])
+        if isinstance(claims, dict):
+            info.update({k: claims.get(k) for k in ("iss", "aud", "exp", "jti") if k in claims})
+    except Exception:  # noqa: BLE001
+        info["claims"] = "unreadable"
+    return {k: _short(v) for k, v in info.items()}
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "..."
+    return value

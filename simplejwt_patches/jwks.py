@@ -1,0 +1,311 @@
+"""SimpleJWT's JWKS clients: which ones we manage, and how their key sets are fetched.
+
+Scope: only ``PyJWKClient`` instances owned by a SimpleJWT ``TokenBackend`` are *managed*.
+They are discovered when a backend first uses its client (the
+``backend.verifying-key.jwks-errors`` fixer) and, at ``apply()``, on ``state.token_backend`` if
+another app already imported it. Every other ``PyJWKClient`` in the process keeps vanilla PyJWT
+behaviour, and urllib itself is never patched.
+
+For a managed client the key set is fetched by :func:`fetch_payload` with the configured headers
+(User-Agent first: urllib's ``Python-urllib/3.x`` is what WAFs in front of Keycloak reject),
+timeout, TLS context, proxy, redirect policy and size cap, on every PyJWT from 2.0 on, and every
+failure is raised as PyJWT's own exception class *from* the urllib/ssl/json error that caused it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conf import Options, get_options
+from .diagnostics import describe, safe_url
+from .versions import pyjwt_caps
+
+__all__ = [
+    "ClientState",
+    "JWKSResponseTooLarge",
+    "adopt",
+    "adopt_existing_clients",
+    "fetch_payload",
+    "managed_client_count",
+    "release_all_clients",
+    "state_of",
+]
+
+logger = logging.getLogger("simplejwt_patches.jwks")
+
+_FIXER = "pyjwt.client.cache"
+
+
+class JWKSResponseTooLarge(ValueError):
+    """The JWKS response exceeded ``JWKS_MAX_BYTES`` (a key set is a few KiB)."""
+
+
+@dataclass
+class ClientState:
+    """Our bookkeeping for one managed client."""
+
+    options_generation: int = -1
+    # Our own key-set cache, used only on PyJWT < 2.5 (which has none and fetches per token).
+    payload: dict[str, Any] | None = None
+    fetched_at: float | None = None
+    fetch_count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fresh_payload(self, lifespan: float) -> dict[str, Any] | None:
+        """The cached payload while younger than ``lifespan`` seconds."""
+        if self.payload is None or self.fetched_at is None:
+            return None
+        if time.monotonic() - self.fetched_at > lifespan:
+            return None
+        return self.payload
+
+    def invalidate(self) -> None:
+        """Drop our cached payload (PyJWT < 2.5 only)."""
+        self.payload = None
+        self.fetched_at = None
+
+
+_clients: weakref.WeakKeyDictionary[Any, ClientState] = weakref.WeakKeyDictionary()
+_clients_lock = threading.Lock()
+_generation = 0
+
+
+def bump_generation(**_: Any) -> None:
+    """Options changed (``setting_changed``): managed clients re-sync lazily."""
+    global _generation
+    _generation += 1
+
+
+def _pyjwk_client_class() -> type | None:
+    try:
+        from jwt import PyJWKClient
+    except ImportError:
+        return None
+    return PyJWKClient
+
+
+def state_of(client: Any) -> ClientState | None:
+    """Our state for ``client`` when it is managed, else ``None``."""
+    try:
+        return _clients.get(client)
+    except TypeError:  # not weak-referenceable: never managed
+        return None
+
+
+def adopt(client: Any) -> ClientState | None:
+    """Manage ``client`` if it is a real ``PyJWKClient`` (mocks and other objects are left alone)."""
+    state = state_of(client)
+    if state is not None:
+        return state
+    cls = _pyjwk_client_class()
+    if cls is None or not isinstance(client, cls):
+        return None
+    with _clients_lock:
+        state = _clients.get(client)
+        if state is None:
+            state = ClientState()
+            _clients[client] = state
+            logger.debug("managing SimpleJWT's JWKS client for %s", safe_url(str(getattr(client, "uri", ""))))
+    sync(client, state)
+    return state
+
+
+def sync(client: Any, state: ClientState) -> None:
+    """Apply options that live on the client itself (the PyJWT >= 2.5 cache lifespan)."""
+    if state.options_generation == _generation:
+        return
+    options = get_options()
+    cache = getattr(client, "jwk_set_cache", None)
+    if cache is not None and getattr(cache, "lifespan", None) != options.cache_lifespan:
+        from .patcher import record_value
+
+        record_value(_FIXER, cache, "lifespan", options.cache_lifespan)
+    state.options_generation = _generation
+
+
+def adopt_existing_clients() -> None:
+    """Manage the client of ``state.token_backend`` when another app imported it before us."""
+    state_module = sys.modules.get("rest_framework_simplejwt.state")
+    backend = getattr(state_module, "token_backend", None) if state_module else None
+    client = getattr(backend, "jwks_client", None)
+    if client is not None:
+        adopt(client)
+
+
+def release_all_clients() -> None:
+    """Stop managing every client and restore what we changed on them."""
+    from .patcher import forget_owner
+
+    with _clients_lock:
+        clients = list(_clients.keys())
+        _clients.clear()
+    for client in clients:
+        cache = getattr(client, "jwk_set_cache", None)
+        if cache is not None:
+            forget_owner(cache)
+
+
+def managed_client_count() -> int:
+    """How many live clients are managed."""
+    return len(_clients)
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects with an error that names the target (as PyJWT 2.14+ refuses them)."""
+
+    def redirect_request(  # type: ignore[override]
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        raise urllib.error.HTTPError(
+            req.full_url,
+            code,
+            f"redirect to {safe_url(newurl)} refused (SIMPLE_JWT_PATCHES['JWKS_FOLLOW_REDIRECTS'] is False)",
+            headers,
+            fp,
+        )
+
+
+_opener_cache: tuple[Options, urllib.request.OpenerDirector] | None = None
+
+
+def _opener(options: Options) -> urllib.request.OpenerDirector:
+    global _opener_cache
+    cached = _opener_cache
+    if cached is not None and cached[0] is options:
+        return cached[1]
+    handlers: list[urllib.request.BaseHandler] = []
+    if options.proxy is not None:
+        proxies = {} if options.proxy == "" else {"http": options.proxy, "https": options.proxy}
+        handlers.append(urllib.request.ProxyHandler(proxies))
+    if options.ssl_context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=options.ssl_context))
+    if not options.follow_redirects:
+        handlers.append(_RefuseRedirects())
+    opener = urllib.request.build_opener(*handlers)
+    _opener_cache = (options, opener)
+    return opener
+
+
+def _errors() -> tuple[type[Exception], type[Exception]]:
+    """(network error class, content error class) of the installed PyJWT."""
+    import jwt
+
+    content = jwt.PyJWKClientError
+    network = getattr(jwt, "PyJWKClientConnectionError", content)
+    return network, content
+
+
+def _drop_unusable_keys(payload: dict[str, Any], url: str) -> dict[str, Any]:
+    """PyJWT < 2.5 fails the whole set on one key it cannot load (Keycloak's RSA-OAEP key)."""
+    from jwt.api_jwk import PyJWK  # not re-exported by PyJWT 2.0.x
+
+    keys = payload.get("keys")
+    if not isinstance(keys, list):
+        return payload
+    usable = []
+    for key in keys:
+        try:
+            PyJWK(key)
+        except Exception as exc:  # noqa: BLE001 - PyJWT 2.0-2.4 raise several types here
+            kid = key.get("kid") if isinstance(key, dict) else None
+            alg = key.get("alg") if isinstance(key, dict) else None
+            logger.debug("JWKS %s: skipping key kid=%s alg=%s that PyJWT cannot load (%s)", url, kid, alg, describe(exc))
+            continue
+        usable.append(key)
+    return {**payload, "keys": usable}
+
+
+def _summary(payload: dict[str, Any]) -> list[str]:
+    keys = payload.get("keys")
+    if not isinstance(keys, list):
+        return []
+    return [
+        f"{k.get('kid')}:{k.get('alg')}/{k.get('use')}" if isinstance(k, dict) else "<not an object>"
+        for k in keys
+    ]
+
+
+def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]:
+    """Fetch and parse ``client.uri`` with the configured options; raise PyJWT errors with causes.
+
+    Logs every fetch at DEBUG (URL, status, duration, size, kids/algs, headers with secrets
+    masked) and every failure at WARNING with the status or reason.
+    """
+    options = options or get_options()
+    network_error, content_error = _errors()
+    url = str(client.uri)
+    shown = safe_url(url)
+    request = urllib.request.Request(url, headers=dict(options.headers))
+    started = time.perf_counter()
+    status: int | None = None
+    try:
+        try:
+            with _opener(options).open(request, timeout=options.timeout) as response:
+                status = response.status
+                body = response.read(options.max_bytes + 1)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            exc.close()
+            raise
+        if len(body) > options.max_bytes:
+            raise JWKSResponseTooLarge(
+                f"response larger than JWKS_MAX_BYTES={options.max_bytes} bytes; refusing to parse it"
+            )
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        reason = describe(exc)
+        logger.warning(
+            "JWKS fetch from %s failed after %.0f ms: %s%s (headers sent: %s)",
+            shown,
+            elapsed,
+            reason,
+            _hint(status),
+            options.masked_headers(),
+        )
+        raise network_error(f'Fail to fetch data from the url, err: "{reason}"') from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too large, not an object
+        elapsed = (time.perf_counter() - started) * 1000
+        reason = describe(exc)
+        logger.warning(
+            "JWKS fetch from %s returned HTTP %s after %.0f ms but an unusable body: %s",
+            shown,
+            status,
+            elapsed,
+            reason,
+        )
+        raise content_error(f"The JWKS endpoint did not return a JSON key set: {reason}") from exc
+    if not pyjwt_caps().skips_unusable_keys:
+        payload = _drop_unusable_keys(payload, shown)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=miss, headers sent: %s",
+            shown,
+            status,
+            (time.perf_counter() - started) * 1000,
+            len(body),
+            _summary(payload),
+            options.masked_headers(),
+        )
+    return payload
+
+
+def _hint(status: int | None) -> str:
+    if status == 403:
+        return (
+            " - the identity provider (or a WAF/CDN in front of it) refused the request; check "
+            "SIMPLE_JWT_PATCHES['JWKS_HEADERS'] (User-Agent, API keys)"
+        )
+    return ""

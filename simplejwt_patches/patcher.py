@@ -1,0 +1,275 @@
+"""Applying and reverting the pinned patch set.
+
+* ``apply()`` looks the installed SimpleJWT release up in :mod:`simplejwt_patches.pins`, then
+  wraps each listed fixer's target with :class:`wrapt.FunctionWrapper`. A fixer is recorded as
+  applied only after its wrapper is in place; a target that is missing or has another shape is
+  skipped with a reason (and a warning), never an exception out of ``AppConfig.ready()``.
+* Every change is written to an undo log: owner, attribute, whether the owner had its own
+  attribute, the original object and what we installed. ``revert()`` replays it backwards and
+  restores an attribute only while it is still ours, so a later monkey-patch by someone else
+  is never clobbered.
+* One re-entrant lock guards both, so concurrent ``apply()`` calls patch once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+import wrapt
+
+from .conf import get_options
+from .pins import Pin, find_pin, latest_pin
+from .registry import REGISTRY, Fixer
+from .versions import distribution_version, pyjwt_caps, simplejwt_version
+
+__all__ = ["Change", "FixerStatus", "Status", "apply", "is_applied", "record_value", "revert", "status"]
+
+logger = logging.getLogger("simplejwt_patches")
+
+_MARK = "_self_simplejwt_patches_fixer"
+_MISSING = object()
+
+
+@dataclass
+class Change:
+    """One attribute we changed, with what is needed to undo it exactly."""
+
+    fixer_id: str
+    owner: Any
+    attribute: str
+    was_own: bool
+    original: Any
+    installed: Any
+
+    def is_still_ours(self) -> bool:
+        """Whether the owner still holds exactly what we installed."""
+        return vars(self.owner).get(self.attribute, _MISSING) is self.installed
+
+    def undo(self) -> bool:
+        """Put the original back (or drop our attribute); ``False`` when it is no longer ours."""
+        if not self.is_still_ours():
+            return False
+        if self.was_own:
+            setattr(self.owner, self.attribute, self.original)
+        else:
+            delattr(self.owner, self.attribute)
+        return True
+
+
+@dataclass(frozen=True)
+class FixerStatus:
+    """State of one fixer of the selected patch set."""
+
+    id: str
+    target: str
+    state: str  # applied | skipped | disabled | not-needed | failed
+    reason: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``status()`` returns: versions, the patch set, and each fixer's state."""
+
+    applied: bool
+    simplejwt: str | None
+    pyjwt: str | None
+    django: str | None
+    patch_set: str | None
+    patch_set_reason: str
+    fixers: tuple[FixerStatus, ...]
+    managed_clients: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "applied": self.applied,
+            "simplejwt": self.simplejwt,
+            "pyjwt": self.pyjwt,
+            "django": self.django,
+            "patch_set": self.patch_set,
+            "patch_set_reason": self.patch_set_reason,
+            "fixers": [f.__dict__ for f in self.fixers],
+            "managed_clients": self.managed_clients,
+            "options": self.options,
+        }
+
+
+_lock = threading.RLock()
+_changes: list[Change] = []
+_fixer_states: dict[str, FixerStatus] = {}
+_applied = False
+_selection: tuple[Pin | None, str] = (None, "not applied yet")
+
+
+def _select_pin() -> tuple[Pin | None, str]:
+    version = simplejwt_version()
+    if version is None:
+        return None, "djangorestframework-simplejwt is not installed"
+    pin = find_pin(version)
+    if pin is not None:
+        return pin, f"pinned release {pin.simplejwt}"
+    policy = get_options().unknown_version
+    if policy == "latest":
+        latest = latest_pin()
+        return latest, (
+            f"SimpleJWT {version} is not pinned; UNKNOWN_VERSION='latest' applied the patch set of "
+            f"{latest.simplejwt}"
+        )
+    return None, f"SimpleJWT {version} is not pinned; not patched (UNKNOWN_VERSION={policy!r})"
+
+
+def _install(fixer: Fixer) -> FixerStatus:
+    def status(state: str, reason: str) -> FixerStatus:
+        return FixerStatus(fixer.id, fixer.target, state, reason, fixer.summary)
+
+    if fixer.id in get_options().disable:
+        return status("disabled", "listed in SIMPLE_JWT_PATCHES['DISABLE']")
+    if fixer.not_needed is not None:
+        reason = fixer.not_needed(pyjwt_caps())
+        if reason:
+            return status("not-needed", reason)
+    try:
+        module = import_module(fixer.module)
+        parent, attribute, original = wrapt.resolve_path(module, fixer.path)
+    except Exception as exc:  # noqa: BLE001 - any failure to find the target skips the fixer
+        return status("skipped", f"cannot resolve {fixer.target}: {exc.__class__.__name__}: {exc}")
+    if getattr(original, _MARK, None) == fixer.id:
+        return status("skipped", f"{fixer.target} is already wrapped by {fixer.id} (not wrapped twice)")
+    shape = fixer.shape_error(original)
+    if shape:
+        return status("skipped", shape)
+    wrapper = wrapt.FunctionWrapper(original, fixer.wrapper)
+    setattr(wrapper, _MARK, fixer.id)
+    change = Change(fixer.id, parent, attribute, attribute in vars(parent), vars(parent).get(attribute), wrapper)
+    try:
+        setattr(parent, attribute, wrapper)
+    except Exception as exc:  # noqa: BLE001 - e.g. a read-only or slotted owner
+        return status("failed", f"cannot set {fixer.target}: {exc.__class__.__name__}: {exc}")
+    _changes.append(change)
+    return status("applied", f"wrapped {fixer.target}")
+
+
+def apply() -> Status:
+    """Apply the patch set pinned for the installed SimpleJWT release (idempotent, thread-safe)."""
+    global _applied, _selection
+    with _lock:
+        if _applied:
+            return status()
+        pin, reason = _select_pin()
+        _selection = (pin, reason)
+        _fixer_states.clear()
+        if pin is None:
+            logger.warning("simplejwt_patches: %s", reason)
+        else:
+            from . import patches  # noqa: F401 - registers the fixers
+
+            for fixer_id in pin.fixers:
+                state = _install(REGISTRY.get(fixer_id))
+                _fixer_states[fixer_id] = state
+                if state.state in ("skipped", "failed"):
+                    logger.warning("simplejwt_patches: fixer %s %s: %s", fixer_id, state.state, state.reason)
+                else:
+                    logger.debug("simplejwt_patches: fixer %s %s: %s", fixer_id, state.state, state.reason)
+            from .jwks import adopt_existing_clients
+
+            adopt_existing_clients()
+        _applied = True
+        return status()
+
+
+def revert() -> Status:
+    """Undo every change ``apply()`` made, newest first, where the attribute is still ours."""
+    global _applied, _selection
+    with _lock:
+        from .jwks import release_all_clients
+
+        release_all_clients()
+        while _changes:
+            change = _changes.pop()
+            if not change.undo():
+                logger.warning(
+                    "simplejwt_patches: not reverting %s.%s (%s): it was replaced by someone else",
+                    getattr(change.owner, "__qualname__", type(change.owner).__name__),
+                    change.attribute,
+                    change.fixer_id,
+                )
+        _fixer_states.clear()
+        _applied = False
+        _selection = (None, "reverted")
+        return status()
+
+
+def record_value(fixer_id: str, owner: Any, attribute: str, value: Any) -> Change:
+    """Set ``owner.attribute = value`` and log it in the undo log (first original is kept)."""
+    with _lock:
+        for change in _changes:
+            if change.owner is owner and change.attribute == attribute:
+                setattr(owner, attribute, value)
+                change.installed = value
+                return change
+        was_own = attribute in vars(owner)
+        change = Change(fixer_id, owner, attribute, was_own, vars(owner).get(attribute), value)
+        setattr(owner, attribute, value)
+        _changes.append(change)
+        return change
+
+
+def forget_owner(owner: Any) -> None:
+    """Undo and drop every value change recorded on ``owner`` (used when a client is released)."""
+    with _lock:
+        for change in [c for c in _changes if c.owner is owner]:
+            change.undo()
+            _changes.remove(change)
+
+
+def is_applied() -> bool:
+    """Whether ``apply()`` ran (and ``revert()`` has not run since)."""
+    return _applied
+
+
+def changes() -> list[Change]:
+    """A copy of the undo log (for tests and the contract suite)."""
+    with _lock:
+        return list(_changes)
+
+
+def status() -> Status:
+    """Versions, the selected patch set and each fixer's state."""
+    from .jwks import managed_client_count
+
+    with _lock:
+        pin, reason = _selection
+        options = get_options()
+        django = distribution_version("Django")
+        sj = simplejwt_version()
+        return Status(
+            applied=_applied,
+            simplejwt=str(sj) if sj else None,
+            pyjwt=str(pyjwt_caps().version) if pyjwt_caps().version else None,
+            django=str(django) if django else None,
+            patch_set=pin.simplejwt if pin else None,
+            patch_set_reason=reason,
+            fixers=tuple(_fixer_states.values()),
+            managed_clients=managed_client_count(),
+            options={
+                "headers": options.masked_headers(),
+                "timeout": options.timeout,
+                "ca_bundle": options.ca_bundle,
+                "ssl_context": "custom" if options.ssl_context is not None else None,
+                "proxy": options.proxy,
+                "cache_lifespan": options.cache_lifespan,
+                "follow_redirects": options.follow_redirects,
+                "max_bytes": options.max_bytes,
+                "pyjwt_capabilities": pyjwt_caps().as_dict(),
+                "loaded_simplejwt_modules": sorted(
+                    m for m in sys.modules if m.startswith("rest_framework_simplejwt")
+                ),
+            },
+        )

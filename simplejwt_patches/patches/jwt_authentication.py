@@ -1,0 +1,81 @@
+"""Fixers on ``rest_framework_simplejwt.authentication.JWTAuthentication``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..diagnostics import causes, describe, fingerprint, promote_context, redact, root_cause
+from ..registry import fixer
+from .token import FAILURES
+
+__all__ = ["get_validated_token", "pick_cause"]
+
+logger = logging.getLogger("simplejwt_patches.auth")
+
+
+def pick_cause(failures: list[BaseException]) -> BaseException | None:
+    """The most informative failure: the one with the longest cause chain (first on ties)."""
+    best: BaseException | None = None
+    depth = 0
+    for failure in failures:
+        promote_context(failure)
+        d = sum(1 for _ in causes(failure))
+        if d > depth:
+            best, depth = failure, d
+    return best
+
+
+def _tried(exc: BaseException) -> list[str]:
+    detail = getattr(exc, "detail", None)
+    messages = detail.get("messages", []) if isinstance(detail, dict) else []
+    tried = []
+    for m in messages:
+        if isinstance(m, dict):
+            tried.append(f"{m.get('token_class')}({m.get('token_type')}): {m.get('message')}")
+    return tried
+
+
+@fixer(
+    "auth.validated-token.cause",
+    target="rest_framework_simplejwt.authentication:JWTAuthentication.get_validated_token",
+    params=("self", "raw_token"),
+    simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+)
+def get_validated_token(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Chain ``InvalidToken`` to the real cause and log the rejection at DEBUG.
+
+    Why: on every release ``get_validated_token`` collects ``e.args[0]`` of each ``TokenError``
+    and raises ``InvalidToken`` after the loop, with neither ``__cause__`` nor a useful
+    ``__context__``: "Token is invalid or expired" and nothing else (upstream #832, #773). The
+    response body is left exactly as upstream writes it; only the exception chain and the log
+    (token fingerprint, never the token) gain the cause.
+    """
+    failures: list[BaseException] = []
+    reset = FAILURES.set(failures)
+    try:
+        return wrapped(*args, **kwargs)
+    except Exception as exc:
+        from rest_framework_simplejwt.exceptions import InvalidToken
+
+        if not isinstance(exc, InvalidToken):
+            raise
+        cause = pick_cause(failures)
+        if cause is not None and exc.__cause__ is None:
+            exc.__cause__ = cause
+        if logger.isEnabledFor(logging.DEBUG):
+            raw = args[0] if args else kwargs.get("raw_token")
+            root = root_cause(exc)
+            logger.debug(
+                "token rejected: tried %s; root cause %s: %s; token %s",
+                _tried(exc),
+                root.__class__.__name__,
+                redact(describe(root), raw),
+                fingerprint(raw),
+            )
+        raise
+    finally:
+        FAILURES.reset(reset)

@@ -1,0 +1,64 @@
+"""Fixers on ``rest_framework_simplejwt.tokens.Token``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from ..diagnostics import promote_context
+from ..registry import fixer
+
+__all__ = ["FAILURES", "chain_cause", "record_failure"]
+
+#: The ``TokenError``s raised while ``JWTAuthentication.get_validated_token`` tries each class.
+FAILURES: ContextVar[list[BaseException] | None] = ContextVar("simplejwt_patches_failures", default=None)
+
+
+def _token_error() -> type[BaseException]:
+    from rest_framework_simplejwt.exceptions import TokenError
+
+    return TokenError
+
+
+@fixer(
+    "token.init.chain-cause",
+    target="rest_framework_simplejwt.tokens:Token.__init__",
+    params=("self", "token", "verify"),
+    simplejwt=">=5.0.0,<5.5.1",  # INCLUDING 5.0.0, EXCLUDING 5.5.1 (which added `from e`)
+)
+def chain_cause(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Chain ``TokenError`` to the ``TokenBackendError`` it replaced.
+
+    Why: up to and including 5.5.0 ``Token.__init__`` does ``except TokenBackendError: raise
+    TokenError(...)`` without ``from``, cutting the chain between the 401 and the JWKS failure.
+    5.5.1 added ``from e``.
+    """
+    try:
+        return wrapped(*args, **kwargs)
+    except _token_error() as exc:
+        promote_context(exc)
+        raise
+
+
+@fixer(
+    "token.init.record-failure",
+    target="rest_framework_simplejwt.tokens:Token.__init__",
+    params=("self", "token", "verify"),
+    simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+)
+def record_failure(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Remember each ``TokenError`` for ``JWTAuthentication.get_validated_token``.
+
+    Why: on every release ``get_validated_token`` keeps only ``e.args[0]`` of each failure and
+    raises ``InvalidToken`` after its loop, so the exceptions are gone by the time DRF sees the
+    401. Recording them here (only while a ``get_validated_token`` call is collecting) lets the
+    ``auth.validated-token.cause`` fixer chain the 401 to its real cause.
+    """
+    try:
+        return wrapped(*args, **kwargs)
+    except _token_error() as exc:
+        failures = FAILURES.get()
+        if failures is not None and not any(f is exc for f in failures):
+            failures.append(exc)
+        raise

@@ -1,0 +1,238 @@
+"""The pin table: every SimpleJWT release this package knows, and the patch set proven for it.
+
+This module is the single source of truth for three things:
+
+* the runtime: :func:`simplejwt_patches.apply` looks up the installed release here and applies
+  exactly the fixers listed for it (an unknown release is never patched blindly);
+* the README compatibility table (``python -m simplejwt_patches.pins --markdown``; a test fails
+  when the README's copy differs);
+* the CI matrix (``noxfile.py`` builds one session per :class:`Pin` and per extra environment).
+
+It deliberately imports nothing but the standard library and ``packaging`` so that ``noxfile.py``
+can read it without Django installed.
+
+Facts below were read from each release's sdist (``pip download --no-deps --no-binary :all:
+djangorestframework-simplejwt==X``), not from changelogs:
+
+* ``TokenBackend.get_verifying_key`` lets ``PyJWKClientError`` escape (HTTP 500) up to and
+  INCLUDING 5.2.0; 5.2.1 catches it and chains ``from ex``.
+* ``TokenBackend.decode`` re-raises ``InvalidTokenError`` without ``from`` up to and INCLUDING
+  5.2.0; chained from 5.2.1 on.
+* ``Token.__init__`` raises ``TokenError`` without ``from`` up to and INCLUDING 5.5.0; chained in
+  5.5.1.
+* ``JWTAuthentication.get_validated_token`` drops every cause on every release.
+* ``PyJWKSetError`` / ``PyJWKError`` (empty or unusable key set) are caught nowhere: HTTP 500 on
+  every release.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from packaging.version import Version
+
+__all__ = [
+    "ALL_FIXERS",
+    "EXTRA_ENVS",
+    "PINS",
+    "PYJWT_BOUNDARIES",
+    "Env",
+    "Pin",
+    "find_pin",
+    "latest_pin",
+    "markdown_table",
+]
+
+
+@dataclass(frozen=True)
+class Env:
+    """A dependency set a release is tested against in CI (exact pins)."""
+
+    python: str
+    django: str
+    drf: str
+    pyjwt: str
+
+    def requirements(self, simplejwt: str) -> list[str]:
+        """pip requirement strings for this environment and the given SimpleJWT release."""
+        reqs = [
+            f"django=={self.django}",
+            f"djangorestframework=={self.drf}",
+            f"djangorestframework-simplejwt=={simplejwt}",
+            f"pyjwt[crypto]=={self.pyjwt}",
+        ]
+        if Version(simplejwt) <= Version("5.3.0"):
+            # 5.0.0 - 5.3.0 import pkg_resources at package import; setuptools 80 removed it.
+            reqs.append("setuptools<80")
+        return reqs
+
+
+# Fixers that apply on every pinned release (see each module's docstring for the why).
+_COMMON = (
+    "pyjwt.client.transport",
+    "pyjwt.client.cache",
+    "pyjwt.client.refresh-unknown-kid",
+    "backend.verifying-key.jwks-errors",
+    "token.init.record-failure",
+    "auth.validated-token.cause",
+)
+# Fixers for upstream bugs fixed in a later release (ranges are half-open).
+_BACKEND_CHAIN = ("backend.decode.chain-cause",)  # INCLUDING 5.0.0, EXCLUDING 5.2.1
+_TOKEN_CHAIN = ("token.init.chain-cause",)  # INCLUDING 5.0.0, EXCLUDING 5.5.1
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One released SimpleJWT version and the patch set proven for it."""
+
+    simplejwt: str
+    released: str
+    fixers: tuple[str, ...]
+    env: Env
+    notes: str = ""
+    version: Version = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", Version(self.simplejwt))
+
+
+PINS: tuple[Pin, ...] = (
+    Pin(
+        "5.0.0",
+        "2021-10",
+        _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
+        Env("3.10", "3.2.25", "3.12.4", "2.3.0"),
+        "PyJWKClientError escapes get_verifying_key (HTTP 500); decode drops the cause",
+    ),
+    Pin(
+        "5.1.0",
+        "2022-03",
+        _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
+        Env("3.10", "4.0.10", "3.13.1", "2.3.0"),
+        "as 5.0.0; PyJWKClient import guarded",
+    ),
+    Pin(
+        "5.2.0",
+        "2022-05",
+        _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
+        Env("3.10", "4.0.10", "3.13.1", "2.4.0"),
+        "as 5.1.0; get_leeway() added",
+    ),
+    Pin(
+        "5.2.1",
+        "2022-07",
+        _COMMON + _TOKEN_CHAIN,
+        Env("3.10", "4.1.13", "3.13.1", "2.4.0"),
+        "PyJWKClientError caught and chained; decode chains",
+    ),
+    Pin(
+        "5.2.2",
+        "2022-10",
+        _COMMON + _TOKEN_CHAIN,
+        Env("3.11", "4.1.13", "3.14.0", "2.6.0"),
+        "as 5.2.1",
+    ),
+    Pin(
+        "5.3.0",
+        "2023-08",
+        _COMMON + _TOKEN_CHAIN,
+        Env("3.11", "4.2.30", "3.14.0", "2.8.0"),
+        "imports pkg_resources (setuptools<80)",
+    ),
+    Pin(
+        "5.3.1",
+        "2023-12",
+        _COMMON + _TOKEN_CHAIN,
+        Env("3.12", "5.0.14", "3.14.0", "2.8.0"),
+        "as 5.3.0 without pkg_resources",
+    ),
+    Pin(
+        "5.4.0",
+        "2025-01",
+        _COMMON + _TOKEN_CHAIN,
+        Env("3.12", "5.1.15", "3.15.2", "2.10.1"),
+        "as 5.3.1",
+    ),
+    Pin(
+        "5.5.0",
+        "2025-02",
+        _COMMON + _TOKEN_CHAIN,
+        Env("3.13", "5.1.15", "3.15.2", "2.9.0"),
+        "caps PyJWT <2.10; 'Token is invalid' / 'Token is expired' messages",
+    ),
+    Pin(
+        "5.5.1",
+        "2025-07",
+        _COMMON,
+        Env("3.13", "5.2.19", "3.16.1", "2.15.1"),
+        "Token.__init__ chains its cause",
+    ),
+)
+
+#: PyJWT releases whose JWKS behaviour differs, tested on the newest SimpleJWT release.
+PYJWT_BOUNDARIES: tuple[str, ...] = (
+    "2.0.1",
+    "2.4.0",
+    "2.6.0",
+    "2.8.0",
+    "2.10.1",
+    "2.13.0",
+    "2.14.0",
+    "2.15.1",
+)
+
+#: Further environments for the newest release: (name, Env).
+EXTRA_ENVS: tuple[tuple[str, Env], ...] = (("django6", Env("3.12", "6.1.3", "3.18.3", "2.15.1")),)
+
+#: Every fixer id any pin uses (the registry must define exactly these).
+ALL_FIXERS: frozenset[str] = frozenset(f for pin in PINS for f in pin.fixers)
+
+
+def find_pin(version: str | Version) -> Pin | None:
+    """The pin for exactly this release, or ``None`` for a release nobody proved."""
+    wanted = Version(str(version))
+    for pin in PINS:
+        if pin.version == wanted:
+            return pin
+    return None
+
+
+def latest_pin() -> Pin:
+    """The newest pinned release (used by ``UNKNOWN_VERSION = "latest"``)."""
+    return max(PINS, key=lambda p: p.version)
+
+
+def markdown_table() -> str:
+    """The README compatibility table, generated from :data:`PINS`."""
+    ids = sorted(ALL_FIXERS)
+    head = "| SimpleJWT | released | CI env (Python / Django / DRF / PyJWT) | " + " | ".join(
+        f"`{i}`" for i in ids
+    )
+    lines = [head + " |", "|" + "---|" * (3 + len(ids))]
+    for pin in PINS:
+        env = pin.env
+        cells = ["✓" if i in pin.fixers else "–" for i in ids]
+        lines.append(
+            f"| {pin.simplejwt} | {pin.released} | {env.python} / {env.django} / {env.drf} / "
+            f"{env.pyjwt} | " + " | ".join(cells) + " |"
+        )
+    lines.append("")
+    lines.append(
+        "PyJWT boundaries tested on SimpleJWT "
+        f"{latest_pin().simplejwt}: " + ", ".join(PYJWT_BOUNDARIES) + ". "
+        + "; ".join(
+            f"{name}: Python {e.python}, Django {e.django}, DRF {e.drf}, PyJWT {e.pyjwt}"
+            for name, e in EXTRA_ENVS
+        )
+        + "."
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by the README test via markdown_table
+    if sys.argv[1:] == ["--markdown"]:
+        print(markdown_table())
+    else:
+        print("usage: python -m simplejwt_patches.pins --markdown", file=sys.stderr)
+        raise SystemExit(2)

@@ -1,0 +1,183 @@
+"""Test configuration: a real Keycloak-shaped IdP on 127.0.0.1, Django configured for it, and a
+log-leak detector that fails any test whose log records contain a token or a secret header value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.idp import FakeKeycloak, Mode
+
+SESSION_IDP: FakeKeycloak | None = None
+
+#: Strings that must never appear in any log record (tokens, their segments, secret values).
+SENSITIVE: set[str] = set()
+SECRET_HEADER_VALUE = "Bearer sjp-secret-api-key-7f3a9c"
+
+
+class LeakDetector(logging.Handler):
+    """Keeps every record of the run; ``leaks()`` lists records that quote a sensitive string."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[tuple[logging.LogRecord, str]] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception as exc:  # noqa: BLE001 - a broken record is itself worth failing on
+            text = f"<unformattable record: {exc!r}>"
+        self.records.append((record, text))
+
+    def leaks(self, since: int = 0) -> list[str]:
+        found = []
+        for _, text in self.records[since:]:
+            for secret in SENSITIVE:
+                if secret and secret in text:
+                    found.append(f"{secret[:12]}... in: {text[:300]}")
+        return found
+
+
+DETECTOR = LeakDetector()
+
+
+def register_sensitive_token(token: str) -> str:
+    """Mark a token (and each of its segments) as never loggable."""
+    SENSITIVE.add(token)
+    SENSITIVE.update(part for part in token.split(".") if len(part) >= 16)
+    return token
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global SESSION_IDP
+    import django
+    from django.conf import settings
+
+    from tests.project.settings import scenario_settings
+
+    SESSION_IDP = FakeKeycloak(realm="acme").start()
+    SENSITIVE.add(SECRET_HEADER_VALUE)
+    logging.getLogger().addHandler(DETECTOR)
+    conf = scenario_settings(SESSION_IDP.jwks_url, SESSION_IDP.issuer)
+    conf["LOGGING"] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {"simplejwt_patches": {"level": "DEBUG"}},
+    }
+    conf["SIMPLE_JWT_PATCHES"] = {"JWKS_TIMEOUT": 2}
+    settings.configure(**conf)
+    django.setup()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SESSION_IDP is not None:
+        SESSION_IDP.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs() -> Iterator[None]:
+    """Every test: no log record emitted during it may contain a token or a secret header value."""
+    start = len(DETECTOR.records)
+    yield
+    leaks = DETECTOR.leaks(start)
+    assert not leaks, "sensitive data logged:\n" + "\n".join(leaks)
+
+
+@pytest.fixture
+def idp() -> Iterator[FakeKeycloak]:
+    """The session IdP, reset to healthy; every token it mints is registered as sensitive."""
+    assert SESSION_IDP is not None
+    SESSION_IDP.reset()
+    SESSION_IDP.hang_seconds = 2.0
+    original = SESSION_IDP.mint
+
+    def mint(*args: Any, **kwargs: Any) -> str:
+        return register_sensitive_token(original(*args, **kwargs))
+
+    SESSION_IDP.mint = mint  # type: ignore[method-assign]
+    try:
+        yield SESSION_IDP
+    finally:
+        del SESSION_IDP.mint
+        SESSION_IDP.reset()
+
+
+@pytest.fixture(autouse=True)
+def _patched() -> Iterator[None]:
+    """Every test starts with the shim applied (tests that revert it get it back)."""
+    import simplejwt_patches
+
+    simplejwt_patches.apply()
+    yield
+    simplejwt_patches.apply()
+
+
+@pytest.fixture
+def fresh_backend(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Replace ``state.token_backend`` by a new TokenBackend built from the current settings.
+
+    Returns a function so a test can rebuild after ``override_settings`` (e.g. another JWK_URL).
+    Each test gets an empty key-set cache; no HTTP is mocked.
+    """
+    from rest_framework_simplejwt import state
+    from rest_framework_simplejwt.backends import TokenBackend
+    from rest_framework_simplejwt.settings import api_settings
+
+    def build(**overrides: Any) -> Any:
+        conf = {
+            "algorithm": api_settings.ALGORITHM,
+            "signing_key": api_settings.SIGNING_KEY,
+            "verifying_key": api_settings.VERIFYING_KEY,
+            "audience": api_settings.AUDIENCE,
+            "issuer": api_settings.ISSUER,
+            "jwk_url": api_settings.JWK_URL,
+            "leeway": 0,
+            **overrides,
+        }
+        backend = TokenBackend(**conf)
+        monkeypatch.setattr(state, "token_backend", backend)
+        return backend
+
+    build()
+    return build
+
+
+@pytest.fixture
+def alice(db: Any, idp: FakeKeycloak) -> Any:
+    """The Django user Keycloak's ``sub`` maps to (USER_ID_FIELD = username)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create(username=idp.subject)
+
+
+@pytest.fixture
+def api(alice: Any, fresh_backend: Any) -> Any:
+    """``api(token) -> response``: GET /api/whoami through DRF's real request path."""
+    from rest_framework.test import APIClient
+
+    from tests.project import views
+
+    def call(token: str | None) -> Any:
+        client = APIClient()
+        views.LAST_EXCEPTION.clear()
+        if token is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client.get("/api/whoami")
+
+    return call
+
+
+def last_exception() -> BaseException:
+    """The exception DRF handled during the last ``api()`` call."""
+    from tests.project import views
+
+    assert views.LAST_EXCEPTION, "DRF handled no exception"
+    return views.LAST_EXCEPTION[0]
+
+
+__all__ = ["DETECTOR", "SECRET_HEADER_VALUE", "Mode", "last_exception", "register_sensitive_token"]

@@ -1,0 +1,60 @@
+"""Settings for the test/demo project: the Keycloak scenario of the README.
+
+``scenario_settings(jwk_url, issuer)`` is shared by the in-process test configuration
+(tests/conftest.py) and the subprocess projects (this module, driven by environment variables).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+BASE_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "rest_framework",
+    "rest_framework_simplejwt",
+]
+
+
+def scenario_settings(jwk_url: str, issuer: str | None, *, apps: list[str] | None = None) -> dict[str, Any]:
+    """Django settings of a project that validates Keycloak access tokens with SimpleJWT."""
+    return {
+        "SECRET_KEY": "tests-only-not-secret",
+        "DEBUG": False,
+        "ALLOWED_HOSTS": ["testserver", "127.0.0.1", "localhost"],
+        "DATABASES": {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        "INSTALLED_APPS": apps if apps is not None else [*BASE_APPS, "simplejwt_patches"],
+        "MIDDLEWARE": [],
+        "ROOT_URLCONF": "tests.project.urls",
+        "USE_TZ": True,
+        "DEFAULT_AUTO_FIELD": "django.db.models.AutoField",
+        "REST_FRAMEWORK": {
+            "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+            "EXCEPTION_HANDLER": "tests.project.views.recording_exception_handler",
+            "UNAUTHENTICATED_USER": None,
+        },
+        "SIMPLE_JWT": {
+            "ALGORITHM": "RS256",
+            "JWK_URL": jwk_url,
+            "ISSUER": issuer,
+            "AUDIENCE": "account",
+            "USER_ID_CLAIM": "sub",
+            "USER_ID_FIELD": "username",
+            "TOKEN_TYPE_CLAIM": "typ",
+            "AUTH_TOKEN_CLASSES": ("simplejwt_patches.tokens.BearerAccessToken",),
+            "SIGNING_KEY": None,
+            "VERIFYING_KEY": None,
+        },
+    }
+
+
+if "SJP_JWK_URL" in os.environ:  # subprocess projects (tests/test_enablement.py, make demo)
+    _apps = os.environ.get("SJP_APPS")
+    globals().update(
+        scenario_settings(
+            os.environ["SJP_JWK_URL"],
+            os.environ.get("SJP_ISSUER") or None,
+            apps=_apps.split(",") if _apps else None,
+        )
+    )

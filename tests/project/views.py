@@ -1,0 +1,28 @@
+"""A protected endpoint and an exception-recording DRF exception handler for the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+#: The last exception DRF handled, so tests can walk ``__cause__`` from the real request path.
+LAST_EXCEPTION: list[BaseException] = []
+
+
+def recording_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's own handler, after remembering the exception (settings-level hook, not a mock)."""
+    LAST_EXCEPTION[:] = [exc]
+    return exception_handler(exc, context)
+
+
+class WhoAmI(APIView):
+    """Answers 200 with the authenticated user's name and token claims."""
+
+    permission_classes = (IsAuthenticated,)
+
+    def get(self, request: Request) -> Response:
+        return Response({"username": request.user.get_username(), "azp": request.auth.get("azp")})
