@@ -58,7 +58,8 @@ class ClientState:
     # Our own key-set cache, used only on PyJWT < 2.5 (which has none and fetches per token).
     payload: dict[str, Any] | None = None
     fetched_at: float | None = None
-    fetch_count: int = 0
+    fetch_count: int = 0  # successful fetches
+    attempts: int = 0  # fetch attempts, failed ones included
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fresh_payload(self, lifespan: float) -> dict[str, Any] | None:
@@ -219,7 +220,7 @@ def _drop_unusable_keys(payload: dict[str, Any], url: str) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - PyJWT 2.0-2.4 raise several types here
             kid = key.get("kid") if isinstance(key, dict) else None
             alg = key.get("alg") if isinstance(key, dict) else None
-            logger.debug("JWKS %s: skipping key kid=%s alg=%s that PyJWT cannot load (%s)", url, kid, alg, describe(exc))
+            logger.debug("JWKS %s: skipping key kid=%s alg=%s that PyJWT %s cannot load (%s)", url, kid, alg, pyjwt_caps().version, type(exc).__name__)
             continue
         usable.append(key)
     return {**payload, "keys": usable}

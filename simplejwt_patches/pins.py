@@ -53,6 +53,7 @@ class Env:
     django: str
     drf: str
     pyjwt: str
+    wrapt: str = "2.5.2"
 
     def requirements(self, simplejwt: str) -> list[str]:
         """pip requirement strings for this environment and the given SimpleJWT release."""
@@ -61,6 +62,8 @@ class Env:
             f"djangorestframework=={self.drf}",
             f"djangorestframework-simplejwt=={simplejwt}",
             f"pyjwt[crypto]=={self.pyjwt}",
+            f"wrapt=={self.wrapt}",
+            "packaging==25.0",
         ]
         if Version(simplejwt) <= Version("5.3.0"):
             # 5.0.0 - 5.3.0 import pkg_resources at package import; setuptools 80 removed it.
@@ -102,7 +105,7 @@ PINS: tuple[Pin, ...] = (
         "5.0.0",
         "2021-10",
         _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
-        Env("3.10", "3.2.25", "3.12.4", "2.3.0"),
+        Env("3.10", "3.2.25", "3.12.4", "2.3.0", wrapt="1.17.3"),
         "PyJWKClientError escapes get_verifying_key (HTTP 500); decode drops the cause",
     ),
     Pin(

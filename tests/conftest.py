@@ -124,11 +124,12 @@ def fresh_backend(monkeypatch: pytest.MonkeyPatch) -> Any:
     Returns a function so a test can rebuild after ``override_settings`` (e.g. another JWK_URL).
     Each test gets an empty key-set cache; no HTTP is mocked.
     """
+    from rest_framework_simplejwt import settings as sj_settings
     from rest_framework_simplejwt import state
     from rest_framework_simplejwt.backends import TokenBackend
-    from rest_framework_simplejwt.settings import api_settings
 
     def build(**overrides: Any) -> Any:
+        api_settings = sj_settings.api_settings  # rebound by SimpleJWT on setting_changed
         conf = {
             "algorithm": api_settings.ALGORITHM,
             "signing_key": api_settings.SIGNING_KEY,
@@ -163,7 +164,7 @@ def api(alice: Any, fresh_backend: Any) -> Any:
     from tests.project import views
 
     def call(token: str | None) -> Any:
-        client = APIClient()
+        client = APIClient(raise_request_exception=False)
         views.LAST_EXCEPTION.clear()
         if token is not None:
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -73,7 +73,7 @@ def get_validated_token(
                 "token rejected: tried %s; root cause %s: %s; token %s",
                 _tried(exc),
                 root.__class__.__name__,
-                redact(describe(root), raw),
+                redact(str(root) or describe(root), raw),
                 fingerprint(raw),
             )
         raise

@@ -18,7 +18,7 @@ from ..jwks import fetch_payload, state_of, sync
 from ..registry import fixer
 from ..versions import PyJWTCaps
 
-__all__ = ["fetch_data", "get_jwk_set", "get_signing_key"]
+__all__ = ["fetch_data", "get_jwk_set", "get_signing_key_from_jwt"]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
@@ -50,6 +50,7 @@ def fetch_data(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...]
         payload = state.fresh_payload(options.cache_lifespan)
         if payload is not None:
             return payload
+    state.attempts += 1
     payload = fetch_payload(instance, options)
     state.fetch_count += 1
     if cache is not None:
@@ -80,8 +81,8 @@ def get_jwk_set(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...
     if state is None:
         return wrapped(*args, **kwargs)
     sync(instance, state)
-    if not logger.isEnabledFor(logging.DEBUG):
-        return wrapped(*args, **kwargs)
+    if getattr(instance, "jwk_set_cache", None) is None or not logger.isEnabledFor(logging.DEBUG):
+        return wrapped(*args, **kwargs)  # PyJWT < 2.5: hits are logged by refresh-unknown-kid
     before = state.fetch_count
     result = wrapped(*args, **kwargs)
     if state.fetch_count == before:
@@ -95,34 +96,52 @@ def get_jwk_set(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...
 
 def _refreshes_itself(caps: PyJWTCaps) -> str | None:
     if caps.jwk_set_cache:
-        return f"PyJWT {caps.version} refreshes the key set on an unknown kid itself"
+        return f"PyJWT {caps.version} has a key-set cache with a lifespan and refreshes on an unknown kid"
     return None
+
+
+def _clear_key_cache(client: Any) -> None:
+    """Empty PyJWT 2.1-2.4's per-instance ``lru_cache`` on ``get_signing_key``, if any."""
+    cached = vars(client).get("get_signing_key")
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
 
 
 @fixer(
     "pyjwt.client.refresh-unknown-kid",
-    target="jwt.jwks_client:PyJWKClient.get_signing_key",
-    params=("self", "kid"),
+    target="jwt.jwks_client:PyJWKClient.get_signing_key_from_jwt",
+    params=("self", "token"),
     simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0; PyJWT < 2.5 only
     not_needed=_refreshes_itself,
 )
-def get_signing_key(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """On PyJWT < 2.5, refetch once when a kid is missing from our cached key set.
+def get_signing_key_from_jwt(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """On PyJWT < 2.5: expire cached keys after the lifespan and refetch once on an unknown kid.
 
-    Why: PyJWT 2.0-2.4 have no key-set cache and no refresh; the cache this package adds for them
-    (``pyjwt.client.transport``) must not delay a key rotation by a whole lifespan, so a kid that
-    is not in a *cached* set triggers one fresh fetch, as PyJWT 2.5+ does on its own.
+    Why: PyJWT 2.1-2.4 construct ``PyJWKClient`` with ``cache_keys=True``: an ``lru_cache`` on
+    ``get_signing_key`` that never expires, so a key removed from the IdP stays trusted for the
+    life of the process; 2.0 has no cache at all and fetches per token. None of them refetch on
+    an unknown kid. Here the per-instance key cache is emptied once our key set is older than
+    ``JWKS_CACHE_LIFESPAN``, and a kid missing from a *cached* set triggers one fresh fetch, as
+    PyJWT 2.5+ do on their own. A kid still unknown after a fetch is rejected without retrying.
     """
     state = state_of(instance)
     if state is None:
         return wrapped(*args, **kwargs)
     import jwt
 
-    before = state.fetch_count
+    if state.fresh_payload(get_options().cache_lifespan) is None:
+        _clear_key_cache(instance)
+    attempts = state.attempts
     try:
-        return wrapped(*args, **kwargs)
+        key = wrapped(*args, **kwargs)
     except jwt.PyJWKClientError:
-        if state.fetch_count != before:
-            raise  # the set was fetched for this call already: the kid really is unknown
+        if state.attempts != attempts:
+            raise  # the network was asked during this call: nothing fresher to be had
         state.invalidate()
+        _clear_key_cache(instance)
         return wrapped(*args, **kwargs)
+    if state.attempts == attempts and logger.isEnabledFor(logging.DEBUG):
+        logger.debug("JWKS cache hit for %s (kid %s)", safe_url(str(instance.uri)), getattr(key, "key_id", None))
+    return key

@@ -1,0 +1,125 @@
+"""Every JWKS fault mode: 401 (never 500), upstream's body unchanged, the cause chained to the root.
+
+Through DRF's real request path and at unit level (``JWTAuthentication.get_validated_token``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import urllib.error
+
+import jwt
+import pytest
+
+from simplejwt_patches.jwks import JWKSResponseTooLarge
+from tests.conftest import last_exception
+from tests.helpers import INVALID_MESSAGE, SIMPLEJWT, chain, chain_names, expected_body, find_in_chain
+from tests.idp import Mode, closed_port_url
+
+pytestmark = pytest.mark.django_db
+
+FAULTS = {
+    Mode.FORBIDDEN: urllib.error.HTTPError,
+    Mode.NOT_FOUND: urllib.error.HTTPError,
+    Mode.SERVER_ERROR: urllib.error.HTTPError,
+    Mode.HANG: TimeoutError,
+    Mode.MALFORMED: json.JSONDecodeError,
+    Mode.EMPTY: jwt.PyJWKSetError,
+    Mode.CLOSE: http.client.HTTPException,
+    Mode.REDIRECT: urllib.error.HTTPError,
+}
+STATUS = {Mode.FORBIDDEN: 403, Mode.NOT_FOUND: 404, Mode.SERVER_ERROR: 500, Mode.REDIRECT: 302}
+
+
+def patches(**options: object):
+    from django.test import override_settings
+
+    return override_settings(SIMPLE_JWT_PATCHES=options)
+
+
+@pytest.mark.parametrize("mode", list(FAULTS), ids=lambda m: m.value)
+def test_fault_gives_401_with_body_unchanged_and_cause_chained(api, idp, mode, caplog):
+    idp.mode = mode
+    idp.hang_seconds = 1.0
+    with patches(JWKS_TIMEOUT=0.2), caplog.at_level(logging.WARNING, "simplejwt_patches"):
+        response = api(idp.mint())
+    assert response.status_code == 401
+    assert response.json() == expected_body()
+    exc = last_exception()
+    names = chain_names(exc)
+    assert names[:3] == ["InvalidToken", "TokenError", "TokenBackendError"], names
+    assert any(isinstance(e, jwt.PyJWTError) for e in chain(exc)[3:]), names
+    root = find_in_chain(exc, FAULTS[mode])
+    if mode in STATUS:
+        assert root.code == STATUS[mode]
+    if mode is not Mode.EMPTY:  # an empty set is a valid fetch; PyJWT rejects it afterwards
+        assert any(r.name == "simplejwt_patches.jwks" and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_connection_refused(api, idp, fresh_backend):
+    from django.conf import settings
+    from django.test import override_settings
+
+    with override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, "JWK_URL": closed_port_url()}):
+        fresh_backend()
+        response = api(idp.mint())
+    assert response.status_code == 401
+    assert response.json() == expected_body()
+    find_in_chain(last_exception(), ConnectionRefusedError)
+
+
+def test_oversized_key_set_is_a_401(api, idp):
+    with patches(JWKS_MAX_BYTES=64):
+        assert api(idp.mint()).status_code == 401
+    find_in_chain(last_exception(), JWKSResponseTooLarge)
+
+
+@pytest.mark.fixer("token.init.chain-cause")
+@pytest.mark.fixer("token.init.record-failure")
+def test_unit_level_chain_from_get_validated_token(idp, fresh_backend):
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+    from rest_framework_simplejwt.exceptions import InvalidToken
+
+    idp.mode = Mode.FORBIDDEN
+    with pytest.raises(InvalidToken) as info:
+        JWTAuthentication().get_validated_token(idp.mint().encode())
+    names = chain_names(info.value)
+    assert names[:3] == ["InvalidToken", "TokenError", "TokenBackendError"]
+    assert find_in_chain(info.value, urllib.error.HTTPError).code == 403
+    assert info.value.detail["messages"][0]["message"] == INVALID_MESSAGE
+
+
+@pytest.mark.fixer("backend.decode.chain-cause")
+def test_bad_signature_is_chained_to_pyjwt_error(api, idp):
+    from tests.idp import generate_rsa_key
+
+    forged = idp.mint(key=generate_rsa_key())  # claims the active kid, signed by another key
+    response = api(forged)
+    assert response.status_code == 401
+    find_in_chain(last_exception(), jwt.InvalidSignatureError)
+
+
+def test_expired_token_keeps_cause(api, idp):
+    response = api(idp.mint(expires_in=-60))
+    assert response.status_code == 401
+    find_in_chain(last_exception(), jwt.ExpiredSignatureError)
+
+
+def test_unknown_kid_after_fresh_fetch_is_401(api, idp):
+    from tests.idp import generate_rsa_key
+
+    stranger = idp.mint(kid="unknown-kid", key=generate_rsa_key())
+    assert api(stranger).status_code == 401
+    assert "Unable to find a signing key" in str(find_in_chain(last_exception(), jwt.PyJWKClientError))
+
+
+def test_valid_token_still_authenticates(api, idp):
+    assert api(idp.mint()).status_code == 200
+
+
+def test_shim_does_not_touch_successful_path_exceptions(api, idp):
+    assert api(idp.mint()).status_code == 200
+    assert api(None).status_code == 401  # no credentials: DRF's own NotAuthenticated
+    assert SIMPLEJWT.major == 5
