@@ -74,13 +74,13 @@ def run_tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-q", *session.posargs, env={"PYTHONPATH": str(ROOT)})
 
 
-def _session(name: str, env: Env) -> dict[str, object]:
-    return {"name": name, "python": interpreter(env.python), "reuse_venv": True}
+def _session(name: str, env: Env, *tags: str) -> dict[str, object]:
+    return {"name": name, "python": interpreter(env.python), "reuse_venv": True, "tags": list(tags)}
 
 
 for _pin in PINS:
 
-    @nox.session(**_session(f"tests-{_pin.simplejwt}", _pin.env))  # type: ignore[arg-type]
+    @nox.session(**_session(f"tests-{_pin.simplejwt}", _pin.env, "matrix"))  # type: ignore[arg-type]
     def _tests(session: nox.Session, pin: object = _pin) -> None:
         install(session, pin.env, pin.simplejwt, *TEST_DEPS)  # type: ignore[attr-defined]
         run_tests(session)
@@ -89,7 +89,7 @@ for _pin in PINS:
 for _pyjwt in PYJWT_BOUNDARIES:
     _env = Env("3.12", latest_pin().env.django, latest_pin().env.drf, _pyjwt)
 
-    @nox.session(**_session(f"pyjwt-{_pyjwt}", _env))  # type: ignore[arg-type]
+    @nox.session(**_session(f"pyjwt-{_pyjwt}", _env, "matrix"))  # type: ignore[arg-type]
     def _boundary(session: nox.Session, env: Env = _env) -> None:
         install(session, env, latest_pin().simplejwt, *TEST_DEPS)
         run_tests(session)
@@ -97,7 +97,7 @@ for _pyjwt in PYJWT_BOUNDARIES:
 
 for _name, _extra in EXTRA_ENVS:
 
-    @nox.session(**_session(_name, _extra))  # type: ignore[arg-type]
+    @nox.session(**_session(_name, _extra, "matrix"))  # type: ignore[arg-type]
     def _extra_env(session: nox.Session, env: Env = _extra) -> None:
         install(session, env, latest_pin().simplejwt, *TEST_DEPS)
         run_tests(session)
@@ -131,7 +131,7 @@ def _outcomes(junit: Path) -> dict[str, str]:
 
 for _pin in PINS:
 
-    @nox.session(**_session(f"upstream-{_pin.simplejwt}", _pin.env))  # type: ignore[arg-type]
+    @nox.session(**_session(f"upstream-{_pin.simplejwt}", _pin.env, "upstream"))  # type: ignore[arg-type]
     def _upstream(session: nox.Session, pin: object = _pin) -> None:
         """SimpleJWT's own suite from the release sdist, without and with simplejwt_patches."""
         version: str = pin.simplejwt  # type: ignore[attr-defined]
@@ -187,3 +187,4 @@ def demo(session: nox.Session) -> None:
     pin = latest_pin()
     install(session, Env("3.12", pin.env.django, pin.env.drf, pin.env.pyjwt), pin.simplejwt)
     session.run("python", str(ROOT / "tests" / "demo.py"), env={"PYTHONPATH": str(ROOT)})
+

@@ -20,7 +20,9 @@ djangorestframework-simplejwt==X``), not from changelogs:
   5.2.0; chained from 5.2.1 on.
 * ``Token.__init__`` raises ``TokenError`` without ``from`` up to and INCLUDING 5.5.0; chained in
   5.5.1.
-* ``JWTAuthentication.get_validated_token`` drops every cause on every release.
+* ``JWTAuthentication.get_validated_token`` drops every cause on every release; in 5.2.1 only it
+  passes ``verify=api_settings.VERIFYING_KEY is not None``, so ``VERIFYING_KEY = None`` accepts
+  forged and expired tokens (reverted in 5.2.2).
 * ``PyJWKSetError`` / ``PyJWKError`` (empty or unusable key set) are caught nowhere: HTTP 500 on
   every release.
 """
@@ -83,6 +85,7 @@ _COMMON = (
 # Fixers for upstream bugs fixed in a later release (ranges are half-open).
 _BACKEND_CHAIN = ("backend.decode.chain-cause",)  # INCLUDING 5.0.0, EXCLUDING 5.2.1
 _TOKEN_CHAIN = ("token.init.chain-cause",)  # INCLUDING 5.0.0, EXCLUDING 5.5.1
+_FORCE_VERIFY = ("token.init.force-verify",)  # INCLUDING 5.2.1, EXCLUDING 5.2.2
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,9 @@ PINS: tuple[Pin, ...] = (
     Pin(
         "5.2.1",
         "2022-07",
-        _COMMON + _TOKEN_CHAIN,
+        _COMMON + _TOKEN_CHAIN + _FORCE_VERIFY,
         Env("3.10", "4.1.13", "3.13.1", "2.4.0"),
-        "PyJWKClientError caught and chained; decode chains",
+        "PyJWKClientError caught and chained; decode chains; skips verification when VERIFYING_KEY is None",
     ),
     Pin(
         "5.2.2",

@@ -109,7 +109,7 @@ def fixer(
     module, _, path = target.partition(":")
 
     def decorate(func: F) -> F:
-        (registry or REGISTRY).register(
+        (registry if registry is not None else REGISTRY).register(
             Fixer(
                 id=fixer_id,
                 module=module,

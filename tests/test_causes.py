@@ -123,3 +123,17 @@ def test_shim_does_not_touch_successful_path_exceptions(api, idp):
     assert api(idp.mint()).status_code == 200
     assert api(None).status_code == 401  # no credentials: DRF's own NotAuthenticated
     assert SIMPLEJWT.major == 5
+
+
+@pytest.mark.fixer("token.init.force-verify")
+def test_forged_token_rejected_even_with_verifying_key_none(api, idp):
+    """SimpleJWT 5.2.1 skips verification when VERIFYING_KEY is None; the shim verifies anyway."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from tests.idp import generate_rsa_key
+
+    with override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, "VERIFYING_KEY": None}):
+        assert api(idp.mint(key=generate_rsa_key())).status_code == 401
+        assert api(idp.mint(expires_in=-60)).status_code == 401
+        assert api(idp.mint()).status_code == 200

@@ -9,7 +9,7 @@ from typing import Any
 from ..diagnostics import promote_context
 from ..registry import fixer
 
-__all__ = ["FAILURES", "chain_cause", "record_failure"]
+__all__ = ["FAILURES", "chain_cause", "force_verify", "record_failure"]
 
 #: The ``TokenError``s raised while ``JWTAuthentication.get_validated_token`` tries each class.
 FAILURES: ContextVar[list[BaseException] | None] = ContextVar("simplejwt_patches_failures", default=None)
@@ -62,3 +62,36 @@ def record_failure(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, 
         if failures is not None and not any(f is exc for f in failures):
             failures.append(exc)
         raise
+
+
+_warned_unverified = False
+
+
+@fixer(
+    "token.init.force-verify",
+    target="rest_framework_simplejwt.tokens:Token.__init__",
+    params=("self", "token", "verify"),
+    simplejwt="==5.2.1",  # INCLUDING 5.2.1, EXCLUDING 5.2.2 (which reverted the change)
+)
+def force_verify(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Always verify signature and expiry of tokens authenticating a request.
+
+    Why: 5.2.1's ``get_validated_token`` calls ``AuthToken(raw_token, api_settings.VERIFYING_KEY
+    is not None)``: with ``VERIFYING_KEY = None`` - natural when keys come from ``JWK_URL`` - every
+    token is accepted *unverified* (forged signature, long expired). 5.2.2 reverted it. Inside
+    ``get_validated_token`` (where ``record-failure`` is collecting) ``verify`` is forced to True.
+    """
+    global _warned_unverified
+    verify = args[1] if len(args) > 1 else kwargs.get("verify", True)
+    if verify is False and FAILURES.get() is not None:
+        if not _warned_unverified:
+            _warned_unverified = True
+            import logging
+
+            logging.getLogger("simplejwt_patches").warning(
+                "SimpleJWT 5.2.1 asked to skip token verification (VERIFYING_KEY is None); "
+                "verifying anyway (token.init.force-verify)"
+            )
+        token = args[0] if args else kwargs.get("token")
+        return wrapped(token, True)
+    return wrapped(*args, **kwargs)

@@ -43,8 +43,6 @@ def scenario_settings(jwk_url: str, issuer: str | None, *, apps: list[str] | Non
             "USER_ID_FIELD": "username",
             "TOKEN_TYPE_CLAIM": "typ",
             "AUTH_TOKEN_CLASSES": ("simplejwt_patches.tokens.BearerAccessToken",),
-            "SIGNING_KEY": None,
-            "VERIFYING_KEY": None,
         },
     }
 

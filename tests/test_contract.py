@@ -1,0 +1,214 @@
+"""Contract tests for the patching machinery (in the spirit of dd-trace-py's contrib tests).
+
+Every fixer goes through apply/apply/revert/apply sequences; nothing is ever double-wrapped,
+revert restores the original objects by identity, and only where the attribute is still ours.
+Import orders that need a fresh interpreter are in ``test_enablement.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wrapt
+
+import simplejwt_patches
+from simplejwt_patches import patcher
+from simplejwt_patches.patches import token as token_patches  # noqa: F401 - registers fixers
+from simplejwt_patches.pins import ALL_FIXERS, PINS, find_pin
+from simplejwt_patches.registry import REGISTRY, Fixer, Registry, fixer
+from simplejwt_patches.versions import pyjwt_caps, simplejwt_version
+
+MARK = "_self_simplejwt_patches_fixer"
+
+
+def targets() -> dict[tuple[int, str], tuple[Any, str, list[str]]]:
+    """(owner, attribute) -> the fixer ids the current pin applies there, in order."""
+    pin = find_pin(simplejwt_version())
+    assert pin is not None
+    out: dict[tuple[int, str], tuple[Any, str, list[str]]] = {}
+    for fid in pin.fixers:
+        fx = REGISTRY.get(fid)
+        if fx.not_needed and fx.not_needed(pyjwt_caps()):
+            continue
+        owner_path, _, attr = fx.path.rpartition(".")
+        owner = import_module(fx.module)
+        for part in owner_path.split("."):
+            owner = getattr(owner, part)
+        out.setdefault((id(owner), attr), (owner, attr, []))[2].append(fid)
+    return out
+
+
+def layers(owner: Any, attr: str) -> tuple[list[str], Any]:
+    """Our wrapper ids on ``owner.attr`` (outermost first) and the object under them."""
+    obj = vars(owner)[attr]
+    ids = []
+    while isinstance(obj, wrapt.FunctionWrapper) and getattr(obj, MARK, None):
+        ids.append(getattr(obj, MARK))
+        obj = obj.__wrapped__
+    return ids, obj
+
+
+@pytest.fixture
+def originals() -> dict[tuple[int, str], Any]:
+    simplejwt_patches.revert()
+    return {key: vars(owner)[attr] for key, (owner, attr, _) in targets().items()}
+
+
+SEQUENCES = [
+    "apply",
+    "apply apply",
+    "apply revert",
+    "apply revert apply",
+    "apply apply revert apply",
+    "revert apply",
+    "revert revert apply apply",
+    "apply revert revert",
+]
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES)
+def test_sequences_never_double_wrap_and_revert_restores_identity(sequence, originals):
+    for step in sequence.split():
+        getattr(simplejwt_patches, step)()
+    last = sequence.split()[-1]
+    for key, (owner, attr, fids) in targets().items():
+        ids, under = layers(owner, attr)
+        if last == "apply":
+            assert sorted(ids) == sorted(fids), (attr, ids)
+            assert len(ids) == len(set(ids))
+            assert under is originals[key]
+        else:
+            assert ids == []
+            assert vars(owner)[attr] is originals[key]
+    assert simplejwt_patches.status().applied is (last == "apply")
+
+
+def test_apply_twice_equals_once():
+    first = [(c.fixer_id, c.installed) for c in patcher.changes()]
+    simplejwt_patches.apply()
+    assert [(c.fixer_id, c.installed) for c in patcher.changes()] == first
+
+
+def test_concurrent_apply_patches_once(originals):
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait(timeout=5)
+        simplejwt_patches.apply()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    for owner, attr, fids in targets().values():
+        assert sorted(layers(owner, attr)[0]) == sorted(fids)
+
+
+def test_revert_leaves_a_foreign_patch_alone(caplog):
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+
+    ours = vars(JWTAuthentication)["get_validated_token"]
+    foreign = wrapt.FunctionWrapper(ours, lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs))
+    JWTAuthentication.get_validated_token = foreign
+    try:
+        simplejwt_patches.revert()
+        assert vars(JWTAuthentication)["get_validated_token"] is foreign
+        assert any("replaced by someone else" in r.getMessage() for r in caplog.records)
+        for owner, attr, _ in targets().values():
+            if attr != "get_validated_token":
+                assert layers(owner, attr)[0] == []
+    finally:
+        JWTAuthentication.get_validated_token = ours.__wrapped__  # the pristine upstream function
+
+
+def test_fixer_with_a_changed_signature_is_skipped_with_a_reason():
+    fx = Fixer("test.shape", "rest_framework_simplejwt.tokens", "Token.__init__", ("self", "raw", "verify"),
+               REGISTRY.get("token.init.record-failure").simplejwt, lambda *a: None, "doc")
+    state = patcher._install(fx)
+    assert state.state == "skipped"
+    assert "expected them to start with ('self', 'raw', 'verify')" in state.reason
+
+
+@pytest.mark.parametrize("target", ["rest_framework_simplejwt.tokens:Token.no_such_method", "no_such_module_sjp:X.y"])
+def test_missing_target_is_skipped_not_raised(target):
+    module, _, path = target.partition(":")
+    fx = Fixer("test.missing", module, path, ("self",), REGISTRY.get("token.init.record-failure").simplejwt,
+               lambda *a: None, "doc")
+    state = patcher._install(fx)
+    assert state.state == "skipped" and "cannot resolve" in state.reason
+
+
+def test_failed_setattr_is_not_recorded_as_applied():
+    fx = Fixer("test.builtin", "builtins", "int.bit_length", ("self",), REGISTRY.get("token.init.record-failure").simplejwt,
+               lambda w, i, a, k: w(*a, **k), "doc")
+    before = len(patcher.changes())
+    state = patcher._install(fx)
+    assert state.state in ("failed", "skipped")
+    assert len(patcher.changes()) == before
+
+
+def test_registry_rejects_duplicates_and_missing_docstrings():
+    registry = Registry()
+
+    @fixer("x.one", target="m:A.b", params=("self",), simplejwt=">=5", registry=registry)
+    def one(wrapped, instance, args, kwargs):
+        """Documented."""
+
+    with pytest.raises(ValueError, match="duplicate"):
+
+        @fixer("x.one", target="m:A.c", params=("self",), simplejwt=">=5", registry=registry)
+        def again(wrapped, instance, args, kwargs):
+            """Documented too."""
+
+    with pytest.raises(ValueError, match="docstring"):
+
+        @fixer("x.two", target="m:A.d", params=("self",), simplejwt=">=5", registry=registry)
+        def undocumented(wrapped, instance, args, kwargs):
+            pass
+
+
+def test_pin_table_matches_fixer_ranges():
+    assert set(REGISTRY.ids()) == set(ALL_FIXERS)
+    for pin in PINS:
+        for fx in REGISTRY:
+            assert (fx.id in pin.fixers) == (pin.version in fx.simplejwt), (pin.simplejwt, fx.id)
+
+
+def test_every_fixer_has_a_docstring_saying_why():
+    for fx in REGISTRY:
+        assert "Why:" in fx.doc, fx.id
+
+
+def _fixer_marks() -> set[str]:
+    found: set[str] = set()
+    for path in Path(__file__).parent.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "fixer"
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "mark"
+            ):
+                found.update(a.value for a in node.args if isinstance(a, ast.Constant))
+    return found
+
+
+def test_every_fixer_has_its_own_test():
+    missing = set(REGISTRY.ids()) - _fixer_marks()
+    assert not missing, f"fixers without a @pytest.mark.fixer test: {sorted(missing)}"
+
+
+def test_readme_compatibility_table_is_generated_from_the_pins():
+    from simplejwt_patches.pins import markdown_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start, end = "<!-- pin-table:start -->\n", "\n<!-- pin-table:end -->"
+    assert start in readme and end in readme
+    assert readme.split(start, 1)[1].split(end, 1)[0].strip() == markdown_table().strip()
