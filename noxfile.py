@@ -28,7 +28,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
-from simplejwt_patches.pins import EXTRA_ENVS, PINS, PYJWT_BOUNDARIES, Env, latest_pin  # noqa: E402
+from simplejwt_patches.pins import EXTRA_ENVS, PINS, PYJWT_BOUNDARIES, Env, latest_pin
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
@@ -146,8 +146,10 @@ for _pin in PINS:
             )  # fmt: skip
             (sdist,) = download.glob("*.tar.gz")
             with tarfile.open(sdist) as tar:
-                members = [m for m in tar.getmembers() if "/tests/" in m.name or m.name.endswith(("/pytest.ini", "/tests"))]
-                tar.extractall(download, members=members)  # noqa: S202 - sdist from PyPI by exact pin
+                members = [
+                    m for m in tar.getmembers() if "/tests/" in m.name or m.name.endswith(("/pytest.ini", "/tests"))
+                ]
+                tar.extractall(download, members=members)
             (extracted,) = [p for p in download.iterdir() if p.is_dir()]
             shutil.rmtree(work, ignore_errors=True)
             extracted.rename(work)
@@ -187,4 +189,3 @@ def demo(session: nox.Session) -> None:
     pin = latest_pin()
     install(session, Env("3.12", pin.env.django, pin.env.drf, pin.env.pyjwt), pin.simplejwt)
     session.run("python", str(ROOT / "tests" / "demo.py"), env={"PYTHONPATH": str(ROOT)})
-

@@ -59,7 +59,11 @@ def check_version(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         f"{SETTING}['UNKNOWN_VERSION'] to 'latest' to apply the newest patch set at your own risk."
     )
     if policy == "error":
-        return [checks.Error(text + "; refusing to start (UNKNOWN_VERSION='error').", hint=hint, id="simplejwt_patches.E001")]
+        return [
+            checks.Error(
+                text + "; refusing to start (UNKNOWN_VERSION='error').", hint=hint, id="simplejwt_patches.E001"
+            )
+        ]
     if policy == "latest":
         return [
             checks.Warning(

@@ -189,8 +189,10 @@ class _Builder:
 
     def secret_headers(self) -> frozenset[str]:
         value = self.get("JWKS_SECRET_HEADERS")
-        if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)) or not all(
-            isinstance(v, str) for v in value
+        if (
+            isinstance(value, str)
+            or not isinstance(value, (list, tuple, set, frozenset))
+            or not all(isinstance(v, str) for v in value)
         ):
             self.error("E011", "JWKS_SECRET_HEADERS", f"must be a list of header names, got {value!r}.")
             return BUILTIN_SECRET_HEADERS
@@ -242,14 +244,19 @@ class _Builder:
 
     def proxy(self) -> str | None:
         value = self.get("JWKS_PROXY")
-        if value is None or value == "":
-            return value
-        if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        if value is None:
+            return None
+        if value == "":
+            return ""
+        if (
+            not isinstance(value, str)
+            or urlsplit(value).scheme not in ("http", "https")
+            or not urlsplit(value).hostname
+        ):
             self.error(
                 "E011",
                 "JWKS_PROXY",
-                "must be None (use the environment's proxy settings), '' (no proxy) or an "
-                "http(s)://host:port URL.",
+                "must be None (use the environment's proxy settings), '' (no proxy) or an http(s)://host:port URL.",
             )
             return None
         return value

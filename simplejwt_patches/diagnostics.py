@@ -36,10 +36,7 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
 
 def root_cause(exc: BaseException) -> BaseException:
     """The deepest exception of the chain."""
-    last = exc
-    for last in causes(exc):
-        pass
-    return last
+    return list(causes(exc))[-1]
 
 
 def promote_context(exc: BaseException) -> BaseException:

@@ -220,7 +220,14 @@ def _drop_unusable_keys(payload: dict[str, Any], url: str) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - PyJWT 2.0-2.4 raise several types here
             kid = key.get("kid") if isinstance(key, dict) else None
             alg = key.get("alg") if isinstance(key, dict) else None
-            logger.debug("JWKS %s: skipping key kid=%s alg=%s that PyJWT %s cannot load (%s)", url, kid, alg, pyjwt_caps().version, type(exc).__name__)
+            logger.debug(
+                "JWKS %s: skipping key kid=%s alg=%s that PyJWT %s cannot load (%s)",
+                url,
+                kid,
+                alg,
+                pyjwt_caps().version,
+                type(exc).__name__,
+            )
             continue
         usable.append(key)
     return {**payload, "keys": usable}
@@ -230,10 +237,7 @@ def _summary(payload: dict[str, Any]) -> list[str]:
     keys = payload.get("keys")
     if not isinstance(keys, list):
         return []
-    return [
-        f"{k.get('kid')}:{k.get('alg')}/{k.get('use')}" if isinstance(k, dict) else "<not an object>"
-        for k in keys
-    ]
+    return [f"{k.get('kid')}:{k.get('alg')}/{k.get('use')}" if isinstance(k, dict) else "<not an object>" for k in keys]
 
 
 def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]:
@@ -262,7 +266,7 @@ def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]
             raise JWKSResponseTooLarge(
                 f"response larger than JWKS_MAX_BYTES={options.max_bytes} bytes; refusing to parse it"
             )
-        payload = json.loads(body)
+        payload: dict[str, Any] = json.loads(body)
         if not isinstance(payload, dict):
             raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:

@@ -119,8 +119,7 @@ def _select_pin() -> tuple[Pin | None, str]:
     if policy == "latest":
         latest = latest_pin()
         return latest, (
-            f"SimpleJWT {version} is not pinned; UNKNOWN_VERSION='latest' applied the patch set of "
-            f"{latest.simplejwt}"
+            f"SimpleJWT {version} is not pinned; UNKNOWN_VERSION='latest' applied the patch set of {latest.simplejwt}"
         )
     return None, f"SimpleJWT {version} is not pinned; not patched (UNKNOWN_VERSION={policy!r})"
 
@@ -268,8 +267,6 @@ def status() -> Status:
                 "follow_redirects": options.follow_redirects,
                 "max_bytes": options.max_bytes,
                 "pyjwt_capabilities": pyjwt_caps().as_dict(),
-                "loaded_simplejwt_modules": sorted(
-                    m for m in sys.modules if m.startswith("rest_framework_simplejwt")
-                ),
+                "loaded_simplejwt_modules": sorted(m for m in sys.modules if m.startswith("rest_framework_simplejwt")),
             },
         )

@@ -109,7 +109,8 @@ PINS: tuple[Pin, ...] = (
         "2021-10",
         _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
         Env("3.10", "3.2.25", "3.12.4", "2.3.0", wrapt="1.17.3"),
-        "PyJWKClientError escapes get_verifying_key (HTTP 500); decode drops the cause",
+        "PyJWKClientError escapes get_verifying_key (HTTP 500); decode drops the cause; "
+        "imports pkg_resources (to 5.3.0)",
     ),
     Pin(
         "5.1.0",
@@ -137,21 +138,21 @@ PINS: tuple[Pin, ...] = (
         "2022-10",
         _COMMON + _TOKEN_CHAIN,
         Env("3.11", "4.1.13", "3.14.0", "2.6.0"),
-        "as 5.2.1",
+        "as 5.2.1, verification skip reverted",
     ),
     Pin(
         "5.3.0",
         "2023-08",
         _COMMON + _TOKEN_CHAIN,
         Env("3.11", "4.2.30", "3.14.0", "2.8.0"),
-        "imports pkg_resources (setuptools<80)",
+        "as 5.2.2; last release importing pkg_resources (setuptools<80)",
     ),
     Pin(
         "5.3.1",
         "2023-12",
         _COMMON + _TOKEN_CHAIN,
         Env("3.12", "5.0.14", "3.14.0", "2.8.0"),
-        "as 5.3.0 without pkg_resources",
+        "as 5.3.0; version read with importlib.metadata",
     ),
     Pin(
         "5.4.0",
@@ -210,28 +211,32 @@ def latest_pin() -> Pin:
 
 
 def markdown_table() -> str:
-    """The README compatibility table, generated from :data:`PINS`."""
+    """The README compatibility tables, generated from :data:`PINS`."""
     ids = sorted(ALL_FIXERS)
-    head = "| SimpleJWT | released | CI env (Python / Django / DRF / PyJWT) | " + " | ".join(
-        f"`{i}`" for i in ids
-    )
-    lines = [head + " |", "|" + "---|" * (3 + len(ids))]
+    lines = [
+        "| patch | " + " | ".join(p.simplejwt for p in PINS) + " |",
+        "|---|" + "---|" * len(PINS),
+    ]
+    for fixer_id in ids:
+        cells = ["✓" if fixer_id in p.fixers else "" for p in PINS]
+        lines.append(f"| `{fixer_id}` | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| SimpleJWT | released | CI: Python / Django / DRF / PyJWT | what the release does |",
+        "|---|---|---|---|",
+    ]
     for pin in PINS:
         env = pin.env
-        cells = ["✓" if i in pin.fixers else "–" for i in ids]
         lines.append(
-            f"| {pin.simplejwt} | {pin.released} | {env.python} / {env.django} / {env.drf} / "
-            f"{env.pyjwt} | " + " | ".join(cells) + " |"
+            f"| {pin.simplejwt} | {pin.released} | {env.python} / {env.django} / {env.drf} / {env.pyjwt} | "
+            f"{pin.notes} |"
         )
     lines.append("")
+    extra = "; ".join(
+        f"`{name}`: Python {e.python}, Django {e.django}, DRF {e.drf}, PyJWT {e.pyjwt}" for name, e in EXTRA_ENVS
+    )
     lines.append(
-        "PyJWT boundaries tested on SimpleJWT "
-        f"{latest_pin().simplejwt}: " + ", ".join(PYJWT_BOUNDARIES) + ". "
-        + "; ".join(
-            f"{name}: Python {e.python}, Django {e.django}, DRF {e.drf}, PyJWT {e.pyjwt}"
-            for name, e in EXTRA_ENVS
-        )
-        + "."
+        f"Also in CI: SimpleJWT {latest_pin().simplejwt} against PyJWT " + ", ".join(PYJWT_BOUNDARIES) + f"; {extra}."
     )
     return "\n".join(lines)
 

@@ -41,7 +41,7 @@ from cryptography.x509.oid import NameOID
 
 __all__ = ["FakeKeycloak", "Mode", "RecordedRequest", "closed_port_url", "generate_rsa_key"]
 
-SigningKey = Union[rsa.RSAPrivateKey, bytes, str]
+SigningKey = Union[rsa.RSAPrivateKey, bytes, str]  # noqa: UP007 - runtime alias on 3.10
 
 
 class Mode(str, enum.Enum):
@@ -161,8 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.server.idp._handle(self, head=True)
 
-    def reply(self, status: int, body: bytes, content_type: str, head: bool,
-              extra: dict[str, str] | None = None) -> None:
+    def reply(
+        self, status: int, body: bytes, content_type: str, head: bool, extra: dict[str, str] | None = None
+    ) -> None:
         self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -184,8 +185,9 @@ _JSON = "application/json"
 class FakeKeycloak:
     """A Keycloak-like realm served over real HTTP(S) on 127.0.0.1."""
 
-    def __init__(self, realm: str = "demo", client_id: str = "demo-api",
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, realm: str = "demo", client_id: str = "demo-api", ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.realm = realm
         self.client_id = client_id
         self.ssl_context = ssl_context
@@ -218,12 +220,16 @@ class FakeKeycloak:
             server.idp = self
             if self.ssl_context is not None:
                 server.socket = self.ssl_context.wrap_socket(
-                    server.socket, server_side=True, do_handshake_on_connect=False)
+                    server.socket, server_side=True, do_handshake_on_connect=False
+                )
             self._port = server.server_address[1]
             self._server = server
             self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                name=f"FakeKeycloak:{self._port}", daemon=True)
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"FakeKeycloak:{self._port}",
+                daemon=True,
+            )
             self._thread.start()
         return self
 
@@ -324,8 +330,9 @@ class FakeKeycloak:
     def signing_key_pem(self, kid: str | None = None) -> bytes:
         with self._lock:
             key = self._keys[kid or self._active_kid]
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     def _jwk(self, key: rsa.RSAPrivateKey, use: str, alg: str) -> dict[str, Any]:
         kid = _thumbprint(key)
@@ -334,8 +341,12 @@ class FakeKeycloak:
             numbers = key.public_key().public_numbers()
             der = _self_signed_der(key, self.realm)
             cached = {
-                "kid": kid, "kty": "RSA", "alg": alg, "use": use,
-                "n": _b64url_uint(numbers.n), "e": _b64url_uint(numbers.e),
+                "kid": kid,
+                "kty": "RSA",
+                "alg": alg,
+                "use": use,
+                "n": _b64url_uint(numbers.n),
+                "e": _b64url_uint(numbers.e),
                 "x5c": [base64.b64encode(der).decode("ascii")],
                 "x5t": _b64url(hashlib.sha1(der).digest()),
                 "x5t#S256": _b64url(hashlib.sha256(der).digest()),
@@ -351,8 +362,15 @@ class FakeKeycloak:
         return {"keys": keys}
 
     # -- tokens ----------------------------------------------------------
-    def mint(self, claims: dict[str, Any] | None = None, *, kid: str | None = None,
-             expires_in: int = 300, now: int | None = None, key: SigningKey | None = None) -> str:
+    def mint(
+        self,
+        claims: dict[str, Any] | None = None,
+        *,
+        kid: str | None = None,
+        expires_in: int = 300,
+        now: int | None = None,
+        key: SigningKey | None = None,
+    ) -> str:
         """Mint a Keycloak-like RS256 access token.
 
         ``claims`` override the defaults; a ``None`` value removes the claim.
@@ -365,25 +383,34 @@ class FakeKeycloak:
             header_kid = kid or self._active_kid
             signer: SigningKey = key if key is not None else self._keys[header_kid]
         payload: dict[str, Any] = {
-            "exp": issued + expires_in, "iat": issued, "auth_time": issued,
-            "jti": str(uuid.uuid4()), "iss": self.issuer, "aud": "account",
-            "sub": self.subject, "typ": "Bearer", "azp": self.client_id,
-            "sid": self.session_id, "acr": "1",
+            "exp": issued + expires_in,
+            "iat": issued,
+            "auth_time": issued,
+            "jti": str(uuid.uuid4()),
+            "iss": self.issuer,
+            "aud": "account",
+            "sub": self.subject,
+            "typ": "Bearer",
+            "azp": self.client_id,
+            "sid": self.session_id,
+            "acr": "1",
             "allowed-origins": ["http://localhost:8000"],
-            "realm_access": {"roles": [f"default-roles-{self.realm}", "offline_access",
-                                       "uma_authorization"]},
+            "realm_access": {"roles": [f"default-roles-{self.realm}", "offline_access", "uma_authorization"]},
             "resource_access": {"account": {"roles": ["manage-account", "view-profile"]}},
-            "scope": "openid email profile", "email_verified": True,
-            "name": "Alice Liddell", "preferred_username": "alice",
-            "given_name": "Alice", "family_name": "Liddell", "email": "alice@example.com",
+            "scope": "openid email profile",
+            "email_verified": True,
+            "name": "Alice Liddell",
+            "preferred_username": "alice",
+            "given_name": "Alice",
+            "family_name": "Liddell",
+            "email": "alice@example.com",
         }
         for name, value in (claims or {}).items():
             if value is None:
                 payload.pop(name, None)
             else:
                 payload[name] = value
-        token = jwt.encode(payload, signer, algorithm="RS256",
-                           headers={"typ": "JWT", "kid": header_kid})
+        token = jwt.encode(payload, signer, algorithm="RS256", headers={"typ": "JWT", "kid": header_kid})
         return token.decode("ascii") if isinstance(token, bytes) else token
 
     # -- HTTP ------------------------------------------------------------
@@ -398,16 +425,29 @@ class FakeKeycloak:
             "end_session_endpoint": f"{oidc}/logout",
             "revocation_endpoint": f"{oidc}/revoke",
             "jwks_uri": self.jwks_url,
-            "grant_types_supported": ["authorization_code", "refresh_token", "password",
-                                      "client_credentials"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "password", "client_credentials"],
             "response_types_supported": ["code", "none", "id_token", "token", "code id_token"],
             "subject_types_supported": ["public", "pairwise"],
             "id_token_signing_alg_values_supported": ["RS256", "RS384", "RS512", "ES256", "PS256"],
             "id_token_encryption_alg_values_supported": ["RSA-OAEP", "RSA-OAEP-256", "RSA1_5"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-                                                      "private_key_jwt", "client_secret_jwt"],
-            "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name",
-                                 "family_name", "preferred_username", "email", "acr"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_jwt",
+            ],
+            "claims_supported": [
+                "aud",
+                "sub",
+                "iss",
+                "auth_time",
+                "name",
+                "given_name",
+                "family_name",
+                "preferred_username",
+                "email",
+                "acr",
+            ],
             "scopes_supported": ["openid", "profile", "email", "roles", "offline_access"],
             "code_challenge_methods_supported": ["plain", "S256"],
         }
@@ -420,8 +460,13 @@ class FakeKeycloak:
         headers = dict(h.headers.items())
         mode = self.mode if path == certs else Mode.OK
         if path == certs or path == "/elsewhere/certs":
-            status = {Mode.FORBIDDEN: 403, Mode.NOT_FOUND: 404, Mode.SERVER_ERROR: 500,
-                      Mode.REDIRECT: 302, Mode.CLOSE: 0}.get(mode, 200)
+            status = {
+                Mode.FORBIDDEN: 403,
+                Mode.NOT_FOUND: 404,
+                Mode.SERVER_ERROR: 500,
+                Mode.REDIRECT: 302,
+                Mode.CLOSE: 0,
+            }.get(mode, 200)
             user_agent = h.headers.get("User-Agent")
             if mode is Mode.WAF and (not user_agent or user_agent.startswith("Python-urllib")):
                 status = 403
@@ -442,8 +487,7 @@ class FakeKeycloak:
         if status == 403:
             h.reply(403, b"<html><body><h1>Forbidden</h1></body></html>", _HTML, head)
         elif status == 404:
-            h.reply(404, b'{"error":"Unable to find matching target resource method"}',
-                    _JSON, head)
+            h.reply(404, b'{"error":"Unable to find matching target resource method"}', _JSON, head)
         elif status == 500:
             h.reply(500, b'{"error":"unknown_error"}', _JSON, head)
         elif status == 302:
@@ -460,11 +504,18 @@ class FakeKeycloak:
                 body = json.dumps(self.jwks()).encode()
             h.reply(200, body, _JSON, head)
         elif path == realm_path:
-            public = self._keys[self.active_kid].public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-            info = {"realm": self.realm, "public_key": base64.b64encode(public).decode(),
-                    "token-service": f"{self.issuer}/protocol/openid-connect",
-                    "account-service": f"{self.issuer}/account", "tokens-not-before": 0}
+            public = (
+                self._keys[self.active_kid]
+                .public_key()
+                .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            )
+            info = {
+                "realm": self.realm,
+                "public_key": base64.b64encode(public).decode(),
+                "token-service": f"{self.issuer}/protocol/openid-connect",
+                "account-service": f"{self.issuer}/account",
+                "tokens-not-before": 0,
+            }
             h.reply(200, json.dumps(info).encode(), _JSON, head)
         else:
             h.reply(200, json.dumps(self.discovery()).encode(), _JSON, head)

@@ -128,8 +128,15 @@ def test_revert_leaves_a_foreign_patch_alone(caplog):
 
 
 def test_fixer_with_a_changed_signature_is_skipped_with_a_reason():
-    fx = Fixer("test.shape", "rest_framework_simplejwt.tokens", "Token.__init__", ("self", "raw", "verify"),
-               REGISTRY.get("token.init.record-failure").simplejwt, lambda *a: None, "doc")
+    fx = Fixer(
+        "test.shape",
+        "rest_framework_simplejwt.tokens",
+        "Token.__init__",
+        ("self", "raw", "verify"),
+        REGISTRY.get("token.init.record-failure").simplejwt,
+        lambda *a: None,
+        "doc",
+    )
     state = patcher._install(fx)
     assert state.state == "skipped"
     assert "expected them to start with ('self', 'raw', 'verify')" in state.reason
@@ -138,15 +145,29 @@ def test_fixer_with_a_changed_signature_is_skipped_with_a_reason():
 @pytest.mark.parametrize("target", ["rest_framework_simplejwt.tokens:Token.no_such_method", "no_such_module_sjp:X.y"])
 def test_missing_target_is_skipped_not_raised(target):
     module, _, path = target.partition(":")
-    fx = Fixer("test.missing", module, path, ("self",), REGISTRY.get("token.init.record-failure").simplejwt,
-               lambda *a: None, "doc")
+    fx = Fixer(
+        "test.missing",
+        module,
+        path,
+        ("self",),
+        REGISTRY.get("token.init.record-failure").simplejwt,
+        lambda *a: None,
+        "doc",
+    )
     state = patcher._install(fx)
     assert state.state == "skipped" and "cannot resolve" in state.reason
 
 
 def test_failed_setattr_is_not_recorded_as_applied():
-    fx = Fixer("test.builtin", "builtins", "int.bit_length", ("self",), REGISTRY.get("token.init.record-failure").simplejwt,
-               lambda w, i, a, k: w(*a, **k), "doc")
+    fx = Fixer(
+        "test.builtin",
+        "builtins",
+        "int.bit_length",
+        ("self",),
+        REGISTRY.get("token.init.record-failure").simplejwt,
+        lambda w, i, a, k: w(*a, **k),
+        "doc",
+    )
     before = len(patcher.changes())
     state = patcher._install(fx)
     assert state.state in ("failed", "skipped")

@@ -40,8 +40,9 @@ def idp() -> Iterator[FakeKeycloak]:
         yield server
 
 
-def fetch(url: str, headers: dict[str, str] | None = None, timeout: float = 5,
-          context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+def fetch(
+    url: str, headers: dict[str, str] | None = None, timeout: float = 5, context: ssl.SSLContext | None = None
+) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers=UA if headers is None else headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
@@ -115,10 +116,17 @@ def test_waf_mode(idp: FakeKeycloak) -> None:
     assert raw_get(idp.jwks_url, {"User-Agent": "my-app/1.0"}).status == 200
 
 
-@pytest.mark.parametrize("mode, status", [
-    (Mode.OK, 200), (Mode.FORBIDDEN, 403), (Mode.NOT_FOUND, 404),
-    (Mode.SERVER_ERROR, 500), (Mode.EMPTY, 200), (Mode.MALFORMED, 200),
-])
+@pytest.mark.parametrize(
+    "mode, status",
+    [
+        (Mode.OK, 200),
+        (Mode.FORBIDDEN, 403),
+        (Mode.NOT_FOUND, 404),
+        (Mode.SERVER_ERROR, 500),
+        (Mode.EMPTY, 200),
+        (Mode.MALFORMED, 200),
+    ],
+)
 def test_fault_mode_status(idp: FakeKeycloak, mode: Mode, status: int) -> None:
     idp.mode = mode
     assert fetch(idp.jwks_url)[0] == status
@@ -198,8 +206,7 @@ def test_rotate_keeps_old_key(idp: FakeKeycloak) -> None:
     kids = [k["kid"] for k in json.loads(fetch(idp.jwks_url)[2])["keys"] if k["use"] == "sig"]
     assert set(kids) == {old, new}
     assert jwt.get_unverified_header(idp.mint())["kid"] == new
-    jwt.decode(old_token, public_key(sig_jwk(idp, old)), algorithms=["RS256"],
-               audience="account")
+    jwt.decode(old_token, public_key(sig_jwk(idp, old)), algorithms=["RS256"], audience="account")
     newest = idp.rotate(keep_old=False)
     assert [k["kid"] for k in idp.jwks()["keys"] if k["use"] == "sig"] == [newest]
     assert jwt.get_unverified_header(idp.mint(kid=old))["kid"] == old  # retired key still signs
@@ -212,8 +219,7 @@ def test_mint_verifies_with_published_jwk(idp: FakeKeycloak) -> None:
     assert header["kid"] == idp.active_kid
     published = json.loads(fetch(idp.jwks_url)[2])["keys"]
     jwk = next(k for k in published if k["kid"] == header["kid"])
-    claims = jwt.decode(token, public_key(jwk), algorithms=["RS256"], audience="account",
-                        issuer=idp.issuer)
+    claims = jwt.decode(token, public_key(jwk), algorithms=["RS256"], audience="account", issuer=idp.issuer)
     assert claims["sub"] == idp.subject
     assert claims["azp"] == "demo-api" and claims["typ"] == "Bearer"
     assert claims["exp"] - claims["iat"] == 300
@@ -223,8 +229,7 @@ def test_mint_verifies_with_published_jwk(idp: FakeKeycloak) -> None:
 
 
 def test_mint_overrides_and_removal(idp: FakeKeycloak) -> None:
-    token = idp.mint({"sub": None, "aud": ["demo-api", "account"], "extra": 1},
-                     expires_in=-10, now=1_700_000_000)
+    token = idp.mint({"sub": None, "aud": ["demo-api", "account"], "extra": 1}, expires_in=-10, now=1_700_000_000)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert "sub" not in claims
     assert claims["aud"] == ["demo-api", "account"] and claims["extra"] == 1
@@ -237,8 +242,7 @@ def test_mint_with_foreign_key(idp: FakeKeycloak) -> None:
     forged = idp.mint(key=generate_rsa_key())
     assert jwt.get_unverified_header(forged)["kid"] == idp.active_kid
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(forged, public_key(sig_jwk(idp)), algorithms=["RS256"],
-                   audience="account")
+        jwt.decode(forged, public_key(sig_jwk(idp)), algorithms=["RS256"], audience="account")
     pem_token = idp.mint(key=idp.signing_key_pem(), kid="made-up")
     assert jwt.get_unverified_header(pem_token)["kid"] == "made-up"
     jwt.decode(pem_token, public_key(sig_jwk(idp)), algorithms=["RS256"], audience="account")
@@ -278,18 +282,22 @@ def test_https(tmp_path: Path) -> None:
     key = generate_rsa_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "cert.pem").write_bytes(cert_pem)
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     client_ctx = ssl.create_default_context(cadata=cert_pem.decode())

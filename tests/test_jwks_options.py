@@ -39,8 +39,9 @@ def jwt_settings(**overrides: object) -> override_settings:
 
 @pytest.mark.fixer("pyjwt.client.transport")
 def test_configured_headers_are_merged_over_defaults(api, idp):
-    with patches(JWKS_HEADERS={"User-Agent": "acme-api/1.0", "X-Api-Key": SECRET_HEADER_VALUE},
-                 JWKS_SECRET_HEADERS=["x-api-key"]):
+    with patches(
+        JWKS_HEADERS={"User-Agent": "acme-api/1.0", "X-Api-Key": SECRET_HEADER_VALUE}, JWKS_SECRET_HEADERS=["x-api-key"]
+    ):
         assert api(idp.mint()).status_code == 200
     (fetch,) = idp.jwks_requests()
     assert fetch.headers["User-Agent"] == "acme-api/1.0"
@@ -49,7 +50,10 @@ def test_configured_headers_are_merged_over_defaults(api, idp):
 
 
 def test_secret_headers_are_masked_in_the_fetch_log(api, idp, caplog):
-    with patches(JWKS_HEADERS={"Authorization": SECRET_HEADER_VALUE}), caplog.at_level(logging.DEBUG, "simplejwt_patches"):
+    with (
+        patches(JWKS_HEADERS={"Authorization": SECRET_HEADER_VALUE}),
+        caplog.at_level(logging.DEBUG, "simplejwt_patches"),
+    ):
         assert api(idp.mint()).status_code == 200
     assert idp.jwks_requests()[0].headers["Authorization"] == SECRET_HEADER_VALUE
     fetch_logs = [r.getMessage() for r in caplog.records if "JWKS fetched" in r.getMessage()]

@@ -1,0 +1,85 @@
+"""``status()`` content, ``DISABLE``, and what is logged (and never logged)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.test import override_settings
+
+import simplejwt_patches
+from simplejwt_patches.pins import find_pin
+from simplejwt_patches.versions import distribution_version
+from tests.conftest import DETECTOR, register_sensitive_token
+from tests.idp import Mode
+
+pytestmark = pytest.mark.django_db
+
+
+def test_status_names_versions_patch_set_and_each_fixer():
+    status = simplejwt_patches.status()
+    assert status.applied
+    assert status.simplejwt == str(distribution_version("djangorestframework-simplejwt"))
+    assert status.pyjwt == str(distribution_version("PyJWT"))
+    assert status.django == str(distribution_version("Django"))
+    pin = find_pin(status.simplejwt)
+    assert status.patch_set == pin.simplejwt
+    assert [f.id for f in status.fixers] == list(pin.fixers)
+    for f in status.fixers:
+        assert f.state in ("applied", "not-needed"), f
+        assert f.reason and f.summary
+    data = status.as_dict()
+    assert data["options"]["headers"]["User-Agent"].startswith("simplejwt-patches/")
+
+
+def test_disable_skips_a_fixer_and_its_behaviour(api, idp):
+    simplejwt_patches.revert()
+    with override_settings(SIMPLE_JWT_PATCHES={"DISABLE": ["pyjwt.client.transport"]}):
+        status = simplejwt_patches.apply()
+        state = {f.id: f for f in status.fixers}["pyjwt.client.transport"]
+        assert state.state == "disabled" and "DISABLE" in state.reason
+        idp.mode = Mode.WAF
+        assert api(idp.mint()).status_code == 401  # urllib's User-Agent again; still a 401, not a 500
+    simplejwt_patches.revert()
+
+
+def test_fetch_is_logged_at_debug_with_status_duration_and_kids(api, idp, caplog):
+    with caplog.at_level(logging.DEBUG, "simplejwt_patches"):
+        assert api(idp.mint()).status_code == 200
+    (line,) = [r.getMessage() for r in caplog.records if "JWKS fetched" in r.getMessage()]
+    assert idp.jwks_url in line and "HTTP 200" in line and " ms" in line
+    assert idp.active_kid in line and "RS256/sig" in line and "cache=miss" in line
+    assert "User-Agent" in line
+
+
+def test_rejected_token_is_logged_with_fingerprint_not_token(api, idp, caplog):
+    idp.mode = Mode.FORBIDDEN
+    token = idp.mint()
+    with caplog.at_level(logging.DEBUG, "simplejwt_patches"):
+        assert api(token).status_code == 401
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("token rejected")]
+    assert "BearerAccessToken(Bearer)" in line
+    assert "HTTPError" in line and "403" in line
+    for claim in ("kid", "alg", "iss", "aud", "exp", "jti", "sha256"):
+        assert f"'{claim}'" in line
+    assert idp.active_kid in line
+    assert token not in line and token.split(".")[2] not in line
+
+
+def test_leak_detector_catches_a_logged_token():
+    token = register_sensitive_token("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsZWFrIn0.c2lnbmF0dXJlLXZhbHVlLXNlY3JldA")
+    start = len(DETECTOR.records)
+    logging.getLogger("simplejwt_patches.test").warning("oops %s", token.split(".")[2])
+    try:
+        assert DETECTOR.leaks(start), "the detector must flag a logged signature"
+    finally:
+        del DETECTOR.records[start:]  # keep the per-test leak check green for this deliberate leak
+
+
+def test_fetch_failure_warning_names_status_and_hint(api, idp, caplog):
+    idp.mode = Mode.WAF
+    with override_settings(SIMPLE_JWT_PATCHES={"JWKS_HEADERS": {"User-Agent": "Python-urllib/3.12"}}):
+        with caplog.at_level(logging.WARNING, "simplejwt_patches"):
+            assert api(idp.mint()).status_code == 401
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "simplejwt_patches.jwks"]
+    assert "HTTP 403 Forbidden" in line and "JWKS_HEADERS" in line
