@@ -115,3 +115,55 @@ def check_patches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         for f in status().fixers
         if f.state in ("skipped", "failed")
     ]
+
+
+_PROBE_IDS = {
+    "unreachable": ("E101", "is unreachable"),
+    "status": ("E102", "answered a non-200 status"),
+    "redirect": ("E103", "redirects"),
+    "malformed": ("E104", "returned a body that is not a JSON key set"),
+    "empty": ("E104", "returned an empty key set"),
+    "no_key_for_algorithm": ("E105", "has no signing key for SIMPLE_JWT['ALGORITHM']"),
+}
+
+
+@checks.register(TAG, deploy=True)
+def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E101-E105/W106 (``check --deploy`` only): fetch ``JWK_URL`` as authentication would."""
+    from .doctor import discovery_issuer, probe_jwks
+
+    simple_jwt = getattr(settings, "SIMPLE_JWT", None) or {}
+    jwk_url = simple_jwt.get("JWK_URL") if isinstance(simple_jwt, dict) else None
+    if not jwk_url or not isinstance(jwk_url, str):
+        return []
+    from rest_framework_simplejwt import settings as sj_settings
+
+    api = sj_settings.api_settings
+    probe = probe_jwks(jwk_url, api.ALGORITHM)
+    messages: list[checks.CheckMessage] = []
+    if not probe.ok and probe.problem:
+        check_id, what = _PROBE_IDS[probe.problem]
+        detail = probe.error or ""
+        if probe.redirect_to:
+            detail += f" (Location: {probe.redirect_to})"
+        messages.append(
+            checks.Error(
+                f"JWK_URL {probe.url} {what}: {detail}",
+                hint="Run `manage.py simplejwt_doctor` for details and fixes.",
+                obj="SIMPLE_JWT",
+                id=f"simplejwt_patches.{check_id}",
+            )
+        )
+    if api.ISSUER:
+        found = discovery_issuer(jwk_url, api.ISSUER)
+        if found is not None and found[1] != api.ISSUER:
+            messages.append(
+                checks.Warning(
+                    f"the discovery document at {found[0]} says issuer {found[1]!r} but SIMPLE_JWT['ISSUER'] is "
+                    f"{api.ISSUER!r}: every token will fail the iss check.",
+                    hint="Keycloak's issuer follows its frontend URL (KC_HOSTNAME); make ISSUER match it.",
+                    obj="SIMPLE_JWT",
+                    id="simplejwt_patches.W106",
+                )
+            )
+    return messages

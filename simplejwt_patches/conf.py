@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_MAX_BYTES": 256 * 1024,
     "UNKNOWN_VERSION": "warn",
     "DISABLE": (),
+    "EXPOSE_ERROR_DETAIL": None,
 }
 
 UnknownVersionPolicy = Literal["warn", "error", "latest"]
@@ -87,6 +88,7 @@ class Options:
     max_bytes: int
     unknown_version: UnknownVersionPolicy
     disable: frozenset[str]
+    expose_error_detail: bool = False
     problems: tuple[Problem, ...] = field(default=())
 
     def is_secret(self, header: str) -> bool:
@@ -268,6 +270,17 @@ class _Builder:
             return bool(DEFAULTS[key])
         return value
 
+    def expose_error_detail(self) -> bool:
+        value = self.get("EXPOSE_ERROR_DETAIL")
+        if value is None:  # follow DEBUG: on in development, off in production
+            from django.conf import settings
+
+            return bool(getattr(settings, "DEBUG", False))
+        if not isinstance(value, bool):
+            self.error("E011", "EXPOSE_ERROR_DETAIL", f"must be True, False or None (follow DEBUG), got {value!r}.")
+            return False
+        return value
+
     def unknown_version(self) -> UnknownVersionPolicy:
         value = self.get("UNKNOWN_VERSION")
         if value not in ("warn", "error", "latest"):
@@ -328,6 +341,7 @@ class _Builder:
             max_bytes=self.number("JWKS_MAX_BYTES", integer=True),
             unknown_version=self.unknown_version(),
             disable=self.disable(),
+            expose_error_detail=self.expose_error_detail(),
             problems=tuple(self.problems),
         )
 

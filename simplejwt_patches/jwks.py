@@ -33,10 +33,13 @@ from .versions import pyjwt_caps
 __all__ = [
     "ClientState",
     "JWKSResponseTooLarge",
+    "RawResponse",
     "adopt",
     "adopt_existing_clients",
     "fetch_payload",
+    "http_get",
     "managed_client_count",
+    "parse_key_set",
     "release_all_clients",
     "state_of",
 ]
@@ -240,57 +243,104 @@ def _summary(payload: dict[str, Any]) -> list[str]:
     return [f"{k.get('kid')}:{k.get('alg')}/{k.get('use')}" if isinstance(k, dict) else "<not an object>" for k in keys]
 
 
+@dataclass(frozen=True)
+class RawResponse:
+    """A JWKS HTTP response as received (body capped at ``JWKS_MAX_BYTES``)."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+    elapsed_ms: float
+
+
+def http_get(url: str, options: Options) -> RawResponse:
+    """GET ``url`` exactly as SimpleJWT's managed clients do (headers, timeout, TLS, proxy, redirects).
+
+    Raises ``urllib.error.HTTPError`` for non-2xx (closed, ``.code`` kept), other ``URLError`` /
+    ``OSError`` / ``http.client.HTTPException`` for transport failures, and
+    :class:`JWKSResponseTooLarge` past ``JWKS_MAX_BYTES``.
+    """
+    request = urllib.request.Request(url, headers=dict(options.headers))
+    started = time.perf_counter()
+    try:
+        with _opener(options).open(request, timeout=options.timeout) as response:
+            status = response.status
+            content_type = response.headers.get("Content-Type", "")
+            body = response.read(options.max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise
+    if len(body) > options.max_bytes:
+        raise JWKSResponseTooLarge(
+            f"response larger than JWKS_MAX_BYTES={options.max_bytes} bytes; refusing to parse it"
+        )
+    return RawResponse(url, status, content_type, body, (time.perf_counter() - started) * 1000)
+
+
+def parse_key_set(body: bytes) -> dict[str, Any]:
+    """The JSON object of a JWKS body (``ValueError`` when it is not one)."""
+    payload: dict[str, Any] = json.loads(body)
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
+    return payload
+
+
 def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]:
     """Fetch and parse ``client.uri`` with the configured options; raise PyJWT errors with causes.
 
     Logs every fetch at DEBUG (URL, status, duration, size, kids/algs, headers with secrets
-    masked) and every failure at WARNING with the status or reason.
+    masked) and every failure at WARNING with the status or reason; sends the ``jwks_fetched`` /
+    ``jwks_fetch_failed`` signals.
     """
+    from . import signals
+
     options = options or get_options()
     network_error, content_error = _errors()
     url = str(client.uri)
     shown = safe_url(url)
-    request = urllib.request.Request(url, headers=dict(options.headers))
     started = time.perf_counter()
     status: int | None = None
     try:
         try:
-            with _opener(options).open(request, timeout=options.timeout) as response:
-                status = response.status
-                body = response.read(options.max_bytes + 1)
+            raw = http_get(url, options)
         except urllib.error.HTTPError as exc:
             status = exc.code
-            exc.close()
             raise
-        if len(body) > options.max_bytes:
-            raise JWKSResponseTooLarge(
-                f"response larger than JWKS_MAX_BYTES={options.max_bytes} bytes; refusing to parse it"
+        status = raw.status
+        payload = parse_key_set(raw.body)
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        reason = describe(exc)
+        transport = not isinstance(exc, ValueError) or isinstance(exc, JWKSResponseTooLarge)
+        if transport:
+            logger.warning(
+                "JWKS fetch from %s failed after %.0f ms: %s%s (headers sent: %s)",
+                shown,
+                elapsed,
+                reason,
+                _hint(status),
+                options.masked_headers(),
             )
-        payload: dict[str, Any] = json.loads(body)
-        if not isinstance(payload, dict):
-            raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        reason = describe(exc)
-        logger.warning(
-            "JWKS fetch from %s failed after %.0f ms: %s%s (headers sent: %s)",
-            shown,
-            elapsed,
-            reason,
-            _hint(status),
-            options.masked_headers(),
+        else:  # JSONDecodeError, UnicodeDecodeError, not an object
+            logger.warning(
+                "JWKS fetch from %s returned HTTP %s after %.0f ms but an unusable body: %s",
+                shown,
+                status,
+                elapsed,
+                reason,
+            )
+        signals.send(
+            signals.jwks_fetch_failed,
+            client,
+            url=shown,
+            status=status,
+            reason=reason,
+            exception=exc,
+            duration_ms=elapsed,
         )
-        raise network_error(f'Fail to fetch data from the url, err: "{reason}"') from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too large, not an object
-        elapsed = (time.perf_counter() - started) * 1000
-        reason = describe(exc)
-        logger.warning(
-            "JWKS fetch from %s returned HTTP %s after %.0f ms but an unusable body: %s",
-            shown,
-            status,
-            elapsed,
-            reason,
-        )
+        if transport:
+            raise network_error(f'Fail to fetch data from the url, err: "{reason}"') from exc
         raise content_error(f"The JWKS endpoint did not return a JSON key set: {reason}") from exc
     if not pyjwt_caps().skips_unusable_keys:
         payload = _drop_unusable_keys(payload, shown)
@@ -299,11 +349,20 @@ def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]
             "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=miss, headers sent: %s",
             shown,
             status,
-            (time.perf_counter() - started) * 1000,
-            len(body),
+            raw.elapsed_ms,
+            len(raw.body),
             _summary(payload),
             options.masked_headers(),
         )
+    signals.send(
+        signals.jwks_fetched,
+        client,
+        url=shown,
+        status=status,
+        duration_ms=raw.elapsed_ms,
+        size=len(raw.body),
+        kids=[k.get("kid") for k in payload.get("keys", []) if isinstance(k, dict)],
+    )
     return payload
 
 

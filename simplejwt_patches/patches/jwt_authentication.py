@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..diagnostics import causes, describe, fingerprint, promote_context, redact, root_cause
+from ..diagnostics import causes, classify, describe, fingerprint, promote_context, redact, root_cause
 from ..registry import fixer
 from .token import FAILURES
 
@@ -15,16 +15,56 @@ __all__ = ["get_validated_token", "pick_cause"]
 logger = logging.getLogger("simplejwt_patches.auth")
 
 
-def pick_cause(failures: list[BaseException]) -> BaseException | None:
+def pick_cause(failures: list[tuple[str, BaseException]]) -> BaseException | None:
     """The most informative failure: the one with the longest cause chain (first on ties)."""
     best: BaseException | None = None
     depth = 0
-    for failure in failures:
+    for _, failure in failures:
         promote_context(failure)
         d = sum(1 for _ in causes(failure))
         if d > depth:
             best, depth = failure, d
     return best
+
+
+def _report(
+    instance: Any, exc: BaseException, cause: BaseException | None, failures: list[tuple[str, BaseException]], raw: Any
+) -> None:
+    """Send ``token_rejected`` and, when enabled, add each failure's short reason to the body."""
+    from .. import signals
+    from ..conf import get_options
+
+    expose = get_options().expose_error_detail
+    if not signals.token_rejected.receivers and not expose:
+        return
+    code, reason = classify(cause or exc)
+    reason = redact(reason, raw)
+    signals.send(
+        signals.token_rejected,
+        instance,
+        reason_code=code,
+        reason=reason,
+        kid=fingerprint(raw).get("kid"),
+        token_classes=[name for name, _ in failures],
+        root_cause=type(root_cause(exc)).__name__,
+        fingerprint=fingerprint(raw),
+    )
+    if expose:
+        _expose(exc, failures, raw)
+
+
+def _expose(exc: BaseException, failures: list[tuple[str, BaseException]], raw: Any) -> None:
+    from rest_framework.exceptions import ErrorDetail
+
+    detail = getattr(exc, "detail", None)
+    messages = detail.get("messages") if isinstance(detail, dict) else None
+    if not isinstance(messages, list):
+        return
+    by_class = {name: failure for name, failure in failures}
+    for message in messages:
+        if isinstance(message, dict) and str(message.get("token_class")) in by_class:
+            _, reason = classify(by_class[str(message["token_class"])])
+            message["reason"] = ErrorDetail(redact(reason, raw), code="reason")
 
 
 def _tried(exc: BaseException) -> list[str]:
@@ -54,7 +94,7 @@ def get_validated_token(
     response body is left exactly as upstream writes it; only the exception chain and the log
     (token fingerprint, never the token) gain the cause.
     """
-    failures: list[BaseException] = []
+    failures: list[tuple[str, BaseException]] = []
     reset = FAILURES.set(failures)
     try:
         return wrapped(*args, **kwargs)
@@ -66,8 +106,9 @@ def get_validated_token(
         cause = pick_cause(failures)
         if cause is not None and exc.__cause__ is None:
             exc.__cause__ = cause
+        raw = args[0] if args else kwargs.get("raw_token")
+        _report(instance, exc, cause, failures, raw)
         if logger.isEnabledFor(logging.DEBUG):
-            raw = args[0] if args else kwargs.get("raw_token")
             root = root_cause(exc)
             logger.debug(
                 "token rejected: tried %s; root cause %s: %s; token %s",

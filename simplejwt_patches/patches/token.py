@@ -11,8 +11,8 @@ from ..registry import fixer
 
 __all__ = ["FAILURES", "chain_cause", "force_verify", "record_failure"]
 
-#: The ``TokenError``s raised while ``JWTAuthentication.get_validated_token`` tries each class.
-FAILURES: ContextVar[list[BaseException] | None] = ContextVar("simplejwt_patches_failures", default=None)
+#: ``(token class name, TokenError)`` recorded while ``get_validated_token`` tries each class.
+FAILURES: ContextVar[list[tuple[str, BaseException]] | None] = ContextVar("simplejwt_patches_failures", default=None)
 
 
 def _token_error() -> type[BaseException]:
@@ -59,8 +59,8 @@ def record_failure(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, 
         return wrapped(*args, **kwargs)
     except _token_error() as exc:
         failures = FAILURES.get()
-        if failures is not None and not any(f is exc for f in failures):
-            failures.append(exc)
+        if failures is not None and not any(f is exc for _, f in failures):
+            failures.append((type(instance).__name__, exc))
         raise
 
 

@@ -65,9 +65,13 @@ if apps.is_installed("simplejwt_patches"):
     simplejwt_patches.apply()
     simplejwt_patches.apply()
     before = {k: list(v) for k, v in census().items()}
-    originals = [(c.owner, c.attribute, c.original) for c in __import__("simplejwt_patches.patcher").patcher.changes()]
+    from simplejwt_patches.patcher import changes
+
+    first: dict[tuple[int, str], tuple[object, str, object]] = {}
+    for c in changes():  # the first change per attribute holds the pristine upstream object
+        first.setdefault((id(c.owner), c.attribute), (c.owner, c.attribute, c.original))
     simplejwt_patches.revert()
-    result["restored_after_revert"] = all(vars(o).get(a) is orig for o, a, orig in originals if orig is not None)
+    result["restored_after_revert"] = all(vars(o).get(a) is orig for o, a, orig in first.values())
     simplejwt_patches.apply()
     after = census()
     result["double_wrapped"] = sorted(k for k, v in after.items() if len(v) != len(set(v)))

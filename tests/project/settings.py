@@ -23,7 +23,9 @@ def scenario_settings(jwk_url: str, issuer: str | None, *, apps: list[str] | Non
         "SECRET_KEY": "tests-only-not-secret",
         "DEBUG": False,
         "ALLOWED_HOSTS": ["testserver", "127.0.0.1", "localhost"],
-        "DATABASES": {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        "DATABASES": {
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("SJP_DB", ":memory:")}
+        },
         "INSTALLED_APPS": apps if apps is not None else [*BASE_APPS, "simplejwt_patches"],
         "MIDDLEWARE": [],
         "ROOT_URLCONF": "tests.project.urls",

@@ -1,0 +1,68 @@
+"""Signals for metrics and breadcrumbs - wire Prometheus or Sentry without patching anything.
+
+All are sent with ``send_robust`` semantics: a failing receiver is logged, never breaks
+authentication. The sender is the class of the object involved (``PyJWKClient`` or
+``JWTAuthentication``). No signal carries a token, a signature or a secret header value.
+
+``jwks_fetched(sender, client, url, status, duration_ms, size, kids)``
+    A managed JWKS client fetched the key set (``url`` without credentials or query).
+``jwks_fetch_failed(sender, client, url, status, reason, exception, duration_ms)``
+    A fetch failed; ``status`` is the HTTP status or ``None``; ``reason`` e.g. ``"HTTP 403 Forbidden"``.
+``token_rejected(sender, reason_code, reason, kid, token_classes, root_cause, fingerprint)``
+    ``JWTAuthentication`` rejected a token. ``reason_code`` is one of :data:`REASON_CODES`;
+    ``fingerprint`` holds the unverified kid/alg/iss/aud/exp/jti and a SHA-256 prefix.
+
+Example (Prometheus)::
+
+    from django.dispatch import receiver
+    from prometheus_client import Counter
+    from simplejwt_patches.signals import jwks_fetch_failed, token_rejected
+
+    REJECTED = Counter("jwt_rejected_total", "Rejected JWTs", ["reason"])
+
+    @receiver(token_rejected)
+    def count_rejection(sender, reason_code, **kwargs):
+        REJECTED.labels(reason_code).inc()
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import Signal
+
+__all__ = ["REASON_CODES", "jwks_fetch_failed", "jwks_fetched", "send", "token_rejected"]
+
+logger = logging.getLogger("simplejwt_patches.signals")
+
+jwks_fetched = Signal()
+jwks_fetch_failed = Signal()
+token_rejected = Signal()
+
+#: ``token_rejected`` reason codes.
+REASON_CODES = (
+    "jwks_unavailable",  # the key set could not be fetched (network, HTTP status, TLS, timeout)
+    "jwks_invalid",  # the key set was fetched but is malformed, empty or unusable
+    "unknown_kid",  # no key in the (fresh) key set matches the token's kid
+    "bad_signature",
+    "bad_algorithm",
+    "expired",
+    "not_yet_valid",
+    "bad_issuer",
+    "bad_audience",
+    "malformed",  # not a decodable JWT
+    "wrong_type",  # token type claim missing or not accepted by AUTH_TOKEN_CLASSES
+    "no_jti",
+    "blacklisted",
+    "invalid",  # anything else
+)
+
+
+def send(signal: Signal, instance: Any, **kwargs: Any) -> None:
+    """``send_robust`` and log receivers that raised (cheap when nobody listens)."""
+    if not signal.receivers:
+        return
+    for receiver, result in signal.send_robust(sender=type(instance), **kwargs):
+        if isinstance(result, Exception):
+            logger.error("simplejwt_patches signal receiver %r raised %r", receiver, result)
