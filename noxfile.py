@@ -43,6 +43,7 @@ TEST_DEPS = [
     "trustme==1.2.1",
     "freezegun==1.5.5",
     "hypothesis==6.140.2",
+    "redis==5.2.1",
 ]
 LINT_DEPS = [
     "ruff==0.14.4",

@@ -15,10 +15,8 @@ logger = logging.getLogger("simplejwt_patches")
 def _on_setting_changed(*, setting: str, **kwargs: object) -> None:
     if setting in ("SIMPLE_JWT_PATCHES", "DEBUG"):
         from .conf import reset_options
-        from .jwks import bump_generation
 
         reset_options()
-        bump_generation()
 
 
 class SimpleJWTPatchesConfig(AppConfig):

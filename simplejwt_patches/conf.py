@@ -52,6 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "UNKNOWN_VERSION": "warn",
     "DISABLE": (),
     "EXPOSE_ERROR_DETAIL": None,
+    "JWKS_REFETCH_COOLDOWN": 30.0,
+    "JWKS_STALE_IF_ERROR": 3600.0,
+    "JWKS_REFRESH_AHEAD": 30.0,
+    "JWKS_CACHE_MIN": 60.0,
+    "JWKS_CACHE_MAX": 86400.0,
+    "JWKS_SHARED_CACHE": None,
+    "JWKS_FAILURE_STATUS": 401,
 }
 
 UnknownVersionPolicy = Literal["warn", "error", "latest"]
@@ -89,6 +96,13 @@ class Options:
     unknown_version: UnknownVersionPolicy
     disable: frozenset[str]
     expose_error_detail: bool = False
+    refetch_cooldown: float = 30.0
+    stale_if_error: float = 3600.0
+    refresh_ahead: float = 30.0
+    cache_min: float = 60.0
+    cache_max: float = 86400.0
+    shared_cache: str | None = None
+    failure_status: int = 401
     problems: tuple[Problem, ...] = field(default=())
 
     def is_secret(self, header: str) -> bool:
@@ -149,11 +163,13 @@ class _Builder:
     def get(self, key: str) -> Any:
         return self.raw.get(key, DEFAULTS[key])
 
-    def number(self, key: str, *, integer: bool = False) -> Any:
+    def number(self, key: str, *, integer: bool = False, zero: bool = False) -> Any:
         value = self.get(key)
         kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < 0 or (value == 0 and not zero):
             what = "a positive integer" if integer else "a positive number of seconds"
+            if zero:
+                what = "a number of seconds >= 0"
             self.error("E011", key, f"must be {what}, got {value!r}.")
             return DEFAULTS[key]
         return value if integer else float(value)
@@ -281,6 +297,36 @@ class _Builder:
             return False
         return value
 
+    def cache_bounds(self) -> dict[str, float]:
+        low, high = self.number("JWKS_CACHE_MIN"), self.number("JWKS_CACHE_MAX")
+        if low > high:
+            self.error("E011", "JWKS_CACHE_MIN", f"must not exceed JWKS_CACHE_MAX ({low!r} > {high!r}).")
+            low, high = DEFAULTS["JWKS_CACHE_MIN"], DEFAULTS["JWKS_CACHE_MAX"]
+        return {"cache_min": low, "cache_max": high}
+
+    def shared_cache(self) -> str | None:
+        value = self.get("JWKS_SHARED_CACHE")
+        if value is None:
+            return None
+        from django.conf import settings
+
+        aliases = list(getattr(settings, "CACHES", {}) or {"default": {}})
+        if not isinstance(value, str) or value not in aliases:
+            self.error(
+                "E018",
+                "JWKS_SHARED_CACHE",
+                f"must be None or the alias of a cache in settings.CACHES ({aliases}), got {value!r}.",
+            )
+            return None
+        return value
+
+    def failure_status(self) -> int:
+        value = self.get("JWKS_FAILURE_STATUS")
+        if value not in (401, 503) or isinstance(value, bool):
+            self.error("E011", "JWKS_FAILURE_STATUS", f"must be 401 or 503, got {value!r}.")
+            return 401
+        return int(value)
+
     def unknown_version(self) -> UnknownVersionPolicy:
         value = self.get("UNKNOWN_VERSION")
         if value not in ("warn", "error", "latest"):
@@ -342,6 +388,12 @@ class _Builder:
             unknown_version=self.unknown_version(),
             disable=self.disable(),
             expose_error_detail=self.expose_error_detail(),
+            refetch_cooldown=self.number("JWKS_REFETCH_COOLDOWN", zero=True),
+            stale_if_error=self.number("JWKS_STALE_IF_ERROR", zero=True),
+            refresh_ahead=self.number("JWKS_REFRESH_AHEAD", zero=True),
+            **self.cache_bounds(),
+            shared_cache=self.shared_cache(),
+            failure_status=self.failure_status(),
             problems=tuple(self.problems),
         )
 

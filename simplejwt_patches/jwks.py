@@ -36,6 +36,7 @@ __all__ = [
     "RawResponse",
     "adopt",
     "adopt_existing_clients",
+    "cache_lifetime",
     "fetch_payload",
     "http_get",
     "managed_client_count",
@@ -46,8 +47,6 @@ __all__ = [
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
-_FIXER = "pyjwt.client.cache"
-
 
 class JWKSResponseTooLarge(ValueError):
     """The JWKS response exceeded ``JWKS_MAX_BYTES`` (a key set is a few KiB)."""
@@ -55,39 +54,27 @@ class JWKSResponseTooLarge(ValueError):
 
 @dataclass
 class ClientState:
-    """Our bookkeeping for one managed client."""
+    """Our bookkeeping for one managed client: its resilient key source and fetch counters."""
 
-    options_generation: int = -1
-    # Our own key-set cache, used only on PyJWT < 2.5 (which has none and fetches per token).
-    payload: dict[str, Any] | None = None
-    fetched_at: float | None = None
-    fetch_count: int = 0  # successful fetches
-    attempts: int = 0  # fetch attempts, failed ones included
+    client_ref: Any
+    source: Any = None  # simplejwt_patches.keysource.KeySource, created lazily
+    fetch_count: int = 0  # successful network fetches
+    attempts: int = 0  # network fetch attempts, failed ones included
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fresh_payload(self, lifespan: float) -> dict[str, Any] | None:
-        """The cached payload while younger than ``lifespan`` seconds."""
-        if self.payload is None or self.fetched_at is None:
-            return None
-        if time.monotonic() - self.fetched_at > lifespan:
-            return None
-        return self.payload
+    def key_source(self) -> Any:
+        """The client's :class:`~simplejwt_patches.keysource.KeySource`."""
+        if self.source is None:
+            from .keysource import KeySource
 
-    def invalidate(self) -> None:
-        """Drop our cached payload (PyJWT < 2.5 only)."""
-        self.payload = None
-        self.fetched_at = None
+            with self.lock:
+                if self.source is None:
+                    self.source = KeySource(self)
+        return self.source
 
 
 _clients: weakref.WeakKeyDictionary[Any, ClientState] = weakref.WeakKeyDictionary()
 _clients_lock = threading.Lock()
-_generation = 0
-
-
-def bump_generation(**_: Any) -> None:
-    """Options changed (``setting_changed``): managed clients re-sync lazily."""
-    global _generation
-    _generation += 1
 
 
 def _pyjwk_client_class() -> type | None:
@@ -117,24 +104,10 @@ def adopt(client: Any) -> ClientState | None:
     with _clients_lock:
         state = _clients.get(client)
         if state is None:
-            state = ClientState()
+            state = ClientState(weakref.ref(client))
             _clients[client] = state
             logger.debug("managing SimpleJWT's JWKS client for %s", safe_url(str(getattr(client, "uri", ""))))
-    sync(client, state)
     return state
-
-
-def sync(client: Any, state: ClientState) -> None:
-    """Apply options that live on the client itself (the PyJWT >= 2.5 cache lifespan)."""
-    if state.options_generation == _generation:
-        return
-    options = get_options()
-    cache = getattr(client, "jwk_set_cache", None)
-    if cache is not None and getattr(cache, "lifespan", None) != options.cache_lifespan:
-        from .patcher import record_value
-
-        record_value(_FIXER, cache, "lifespan", options.cache_lifespan)
-    state.options_generation = _generation
 
 
 def adopt_existing_clients() -> None:
@@ -147,16 +120,9 @@ def adopt_existing_clients() -> None:
 
 
 def release_all_clients() -> None:
-    """Stop managing every client and restore what we changed on them."""
-    from .patcher import forget_owner
-
+    """Stop managing every client (their key sources are dropped with them)."""
     with _clients_lock:
-        clients = list(_clients.keys())
         _clients.clear()
-    for client in clients:
-        cache = getattr(client, "jwk_set_cache", None)
-        if cache is not None:
-            forget_owner(cache)
 
 
 def managed_client_count() -> int:
@@ -252,30 +218,72 @@ class RawResponse:
     content_type: str
     body: bytes
     elapsed_ms: float
+    cache_control: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
 
 
-def http_get(url: str, options: Options) -> RawResponse:
+def http_get(url: str, options: Options, *, etag: str | None = None, last_modified: str | None = None) -> RawResponse:
     """GET ``url`` exactly as SimpleJWT's managed clients do (headers, timeout, TLS, proxy, redirects).
 
-    Raises ``urllib.error.HTTPError`` for non-2xx (closed, ``.code`` kept), other ``URLError`` /
-    ``OSError`` / ``http.client.HTTPException`` for transport failures, and
-    :class:`JWKSResponseTooLarge` past ``JWKS_MAX_BYTES``.
+    With ``etag``/``last_modified`` the request is conditional and a ``304 Not Modified`` is
+    returned as a response with an empty body. Raises ``urllib.error.HTTPError`` for other
+    non-2xx (closed, ``.code`` kept), ``URLError`` / ``OSError`` / ``http.client.HTTPException``
+    for transport failures, and :class:`JWKSResponseTooLarge` past ``JWKS_MAX_BYTES``.
     """
-    request = urllib.request.Request(url, headers=dict(options.headers))
+    headers = dict(options.headers)
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    request = urllib.request.Request(url, headers=headers)
     started = time.perf_counter()
     try:
         with _opener(options).open(request, timeout=options.timeout) as response:
             status = response.status
-            content_type = response.headers.get("Content-Type", "")
+            response_headers = response.headers
             body = response.read(options.max_bytes + 1)
     except urllib.error.HTTPError as exc:
         exc.close()
+        if exc.code == 304 and (etag or last_modified):
+            return RawResponse(
+                url, 304, "", b"", (time.perf_counter() - started) * 1000,
+                exc.headers.get("Cache-Control", "") if exc.headers else "", etag, last_modified,
+            )  # fmt: skip
         raise
     if len(body) > options.max_bytes:
         raise JWKSResponseTooLarge(
             f"response larger than JWKS_MAX_BYTES={options.max_bytes} bytes; refusing to parse it"
         )
-    return RawResponse(url, status, content_type, body, (time.perf_counter() - started) * 1000)
+    return RawResponse(
+        url,
+        status,
+        response_headers.get("Content-Type", ""),
+        body,
+        (time.perf_counter() - started) * 1000,
+        response_headers.get("Cache-Control", ""),
+        response_headers.get("ETag"),
+        response_headers.get("Last-Modified"),
+    )
+
+
+def cache_lifetime(cache_control: str, options: Options) -> tuple[float, bool]:
+    """``(seconds, storable)`` for a response: ``max-age`` within ``[JWKS_CACHE_MIN, JWKS_CACHE_MAX]``,
+    ``no-store`` -> ``JWKS_CACHE_MIN`` and not shared, otherwise ``JWKS_CACHE_LIFESPAN``."""
+    directives = {}
+    for part in cache_control.lower().split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            directives[name] = value.strip().strip('"')
+    if "no-store" in directives:
+        return options.cache_min, False
+    if "max-age" in directives:
+        try:
+            max_age = float(directives["max-age"])
+        except ValueError:
+            return options.cache_lifespan, True
+        return min(max(max_age, options.cache_min), options.cache_max), True
+    return options.cache_lifespan, True
 
 
 def parse_key_set(body: bytes) -> dict[str, Any]:
@@ -286,13 +294,18 @@ def parse_key_set(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]:
+def fetch_payload(client: Any, options: Options | None = None, **conditional: str | None) -> dict[str, Any]:
     """Fetch and parse ``client.uri`` with the configured options; raise PyJWT errors with causes.
 
     Logs every fetch at DEBUG (URL, status, duration, size, kids/algs, headers with secrets
     masked) and every failure at WARNING with the status or reason; sends the ``jwks_fetched`` /
     ``jwks_fetch_failed`` signals.
     """
+    return fetch(client, options, **conditional)[0]
+
+
+def fetch(client: Any, options: Options | None = None, **conditional: str | None) -> tuple[dict[str, Any], RawResponse]:
+    """:func:`fetch_payload` returning the :class:`RawResponse` too (``payload`` is ``{}`` on a 304)."""
     from . import signals
 
     options = options or get_options()
@@ -303,12 +316,12 @@ def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]
     status: int | None = None
     try:
         try:
-            raw = http_get(url, options)
+            raw = http_get(url, options, **conditional)
         except urllib.error.HTTPError as exc:
             status = exc.code
             raise
         status = raw.status
-        payload = parse_key_set(raw.body)
+        payload = parse_key_set(raw.body) if raw.status != 304 else {}
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         elapsed = (time.perf_counter() - started) * 1000
         reason = describe(exc)
@@ -342,7 +355,7 @@ def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]
         if transport:
             raise network_error(f'Fail to fetch data from the url, err: "{reason}"') from exc
         raise content_error(f"The JWKS endpoint did not return a JSON key set: {reason}") from exc
-    if not pyjwt_caps().skips_unusable_keys:
+    if raw.status != 304 and not pyjwt_caps().skips_unusable_keys:
         payload = _drop_unusable_keys(payload, shown)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
@@ -363,7 +376,7 @@ def fetch_payload(client: Any, options: Options | None = None) -> dict[str, Any]
         size=len(raw.body),
         kids=[k.get("kid") for k in payload.get("keys", []) if isinstance(k, dict)],
     )
-    return payload
+    return payload, raw
 
 
 def _hint(status: int | None) -> str:

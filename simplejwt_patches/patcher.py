@@ -27,7 +27,7 @@ from .pins import Pin, find_pin, latest_pin
 from .registry import REGISTRY, Fixer
 from .versions import distribution_version, pyjwt_caps, simplejwt_version
 
-__all__ = ["Change", "FixerStatus", "Status", "apply", "is_applied", "record_value", "revert", "status"]
+__all__ = ["Change", "FixerStatus", "Status", "apply", "changes", "is_applied", "revert", "status"]
 
 logger = logging.getLogger("simplejwt_patches")
 
@@ -203,29 +203,6 @@ def revert() -> Status:
         _applied = False
         _selection = (None, "reverted")
         return status()
-
-
-def record_value(fixer_id: str, owner: Any, attribute: str, value: Any) -> Change:
-    """Set ``owner.attribute = value`` and log it in the undo log (first original is kept)."""
-    with _lock:
-        for change in _changes:
-            if change.owner is owner and change.attribute == attribute:
-                setattr(owner, attribute, value)
-                change.installed = value
-                return change
-        was_own = attribute in vars(owner)
-        change = Change(fixer_id, owner, attribute, was_own, vars(owner).get(attribute), value)
-        setattr(owner, attribute, value)
-        _changes.append(change)
-        return change
-
-
-def forget_owner(owner: Any) -> None:
-    """Undo and drop every value change recorded on ``owner`` (used when a client is released)."""
-    with _lock:
-        for change in [c for c in _changes if c.owner is owner]:
-            change.undo()
-            _changes.remove(change)
 
 
 def is_applied() -> bool:

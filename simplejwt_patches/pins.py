@@ -76,8 +76,7 @@ class Env:
 # Fixers that apply on every pinned release (see each module's docstring for the why).
 _COMMON = (
     "pyjwt.client.transport",
-    "pyjwt.client.cache",
-    "pyjwt.client.refresh-unknown-kid",
+    "pyjwt.client.key-source",
     "backend.verifying-key.jwks-errors",
     "token.init.record-failure",
     "auth.validated-token.cause",

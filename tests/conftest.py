@@ -182,3 +182,74 @@ def last_exception() -> BaseException:
 
 
 __all__ = ["DETECTOR", "SECRET_HEADER_VALUE", "Mode", "last_exception", "register_sensitive_token"]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 (Debian's package; `make test` installs it)."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed: run `make test` (it apt-installs it) or apt-get install redis-server"
+        )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tempfile.mkdtemp(prefix="sjp-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):  # bounded: up to ~5 s
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture
+def redis(redis_server: str) -> str:
+    """The Redis URL, flushed; skipped where Django has no built-in RedisCache (< 4.0)."""
+    import django
+
+    if django.VERSION < (4, 0):
+        pytest.skip("Django < 4.0 has no built-in RedisCache (the shared cache works with any cache backend)")
+    import redis as redis_lib
+
+    redis_lib.Redis.from_url(redis_server).flushall()
+    from simplejwt_patches.keysource import SharedCache
+
+    SharedCache._down.clear()
+    return redis_server
+
+
+@pytest.fixture
+def closed_redis() -> str:
+    import socket
+
+    import django
+
+    if django.VERSION < (4, 0):
+        pytest.skip("Django < 4.0 has no built-in RedisCache")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"

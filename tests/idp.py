@@ -168,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Cache-Control", (extra or {}).pop("Cache-Control", "no-cache"))
         self.send_header("Connection", "close")
         for name, value in (extra or {}).items():
             self.send_header(name, value)
@@ -195,6 +195,8 @@ class FakeKeycloak:
         self.session_id = str(uuid.uuid4())
         self.hang_seconds: float = 2.0
         self.redirect_to: str | None = None
+        self.cache_control: str = "no-cache"  # Cache-Control sent with the JWKS (Keycloak: no-cache)
+        self.etags: bool = False  # send ETag with the JWKS and answer If-None-Match with 304
         self._lock = threading.RLock()
         self._mode = Mode.OK
         self._requests: list[RecordedRequest] = []
@@ -303,6 +305,8 @@ class FakeKeycloak:
         with self._lock:
             self._mode = Mode.OK
             self._requests.clear()
+        self.cache_control = "no-cache"
+        self.etags = False
 
     # -- keys ------------------------------------------------------------
     def _add_signing_key(self, key: rsa.RSAPrivateKey) -> str:
@@ -452,6 +456,9 @@ class FakeKeycloak:
             "code_challenge_methods_supported": ["plain", "S256"],
         }
 
+    def _etag(self) -> str:
+        return '"' + hashlib.sha256(json.dumps(self.jwks(), sort_keys=True).encode()).hexdigest()[:16] + '"'
+
     def _handle(self, h: _Handler, head: bool) -> None:
         received = time.monotonic()
         path = urlsplit(h.path).path
@@ -470,6 +477,8 @@ class FakeKeycloak:
             user_agent = h.headers.get("User-Agent")
             if mode is Mode.WAF and (not user_agent or user_agent.startswith("Python-urllib")):
                 status = 403
+            if status == 200 and self.etags and h.headers.get("If-None-Match") == self._etag():
+                status = 304
         elif path in (realm_path, f"{realm_path}/.well-known/openid-configuration"):
             status = 200
         else:
@@ -493,6 +502,8 @@ class FakeKeycloak:
         elif status == 302:
             location = self.redirect_to or f"{self.base_url}/elsewhere/certs"
             h.reply(302, b"", _HTML, head, {"Location": location})
+        elif status == 304:
+            h.reply(304, b"", _JSON, True, {"ETag": self._etag(), "Cache-Control": self.cache_control})
         elif path.endswith("/certs"):
             if mode is Mode.HANG:
                 self._stop_event.wait(max(0.0, float(self.hang_seconds)))
@@ -502,7 +513,10 @@ class FakeKeycloak:
                 body = b'{"keys": []}'
             else:
                 body = json.dumps(self.jwks()).encode()
-            h.reply(200, body, _JSON, head)
+            extra = {"Cache-Control": self.cache_control}
+            if self.etags:
+                extra["ETag"] = self._etag()
+            h.reply(200, body, _JSON, head, extra)
         elif path == realm_path:
             public = (
                 self._keys[self.active_kid]

@@ -34,7 +34,7 @@ def test_status_names_versions_patch_set_and_each_fixer():
 
 def test_disable_skips_a_fixer_and_its_behaviour(api, idp):
     simplejwt_patches.revert()
-    with override_settings(SIMPLE_JWT_PATCHES={"DISABLE": ["pyjwt.client.transport"]}):
+    with override_settings(SIMPLE_JWT_PATCHES={"DISABLE": ["pyjwt.client.transport", "pyjwt.client.key-source"]}):
         status = simplejwt_patches.apply()
         state = {f.id: f for f in status.fixers}["pyjwt.client.transport"]
         assert state.state == "disabled" and "DISABLE" in state.reason

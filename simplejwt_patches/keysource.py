@@ -1,0 +1,410 @@
+"""Resilient signing-key lookup for SimpleJWT's managed JWKS clients.
+
+One :class:`KeySource` per managed ``PyJWKClient`` replaces PyJWT's lookup (fixer
+``pyjwt.client.key-source``) with the behaviour of the best JWKS clients, on every PyJWT:
+
+* **Warm path without locks or network**: a kid in the cached key set is a dict lookup; PyJWT
+  2.14+'s global lock (held across network I/O) is never taken.
+* **Refetch bound**: an unknown kid triggers at most one fetch per ``JWKS_REFETCH_COOLDOWN``,
+  counting every attempt (failed ones too); a kid still unknown after a fresh fetch is rejected
+  without network.
+* **Stale-while-revalidate / stale-if-error**: once the set expires, requests keep being served
+  from it while *one* background thread refreshes; if refreshes fail, the last good set is served
+  for up to ``JWKS_STALE_IF_ERROR`` seconds past its expiry (WARNING once per cooldown), then the
+  source fails closed.
+* **Single-flight**: at most one fetch in flight per client; synchronous callers (cold cache,
+  unknown kid) wait for it instead of fetching again. Optional refresh-ahead.
+* **Cache-Control**: ``max-age`` within ``[JWKS_CACHE_MIN, JWKS_CACHE_MAX]``; ``no-store`` ->
+  ``JWKS_CACHE_MIN`` and never shared; conditional requests with ``ETag``/``Last-Modified``.
+* **Shared cache** (``JWKS_SHARED_CACHE``): the set, its fetch time and validators live in a
+  Django cache so a fleet fetches once per lifespan; ``cache.add`` is the cross-process lock; the
+  local copy serves the warm path; a broken cache falls back to per-process fetching (logged once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .conf import Options, get_options
+from .diagnostics import describe, safe_url
+
+__all__ = ["JWKSSharedRefreshFailed", "KeySet", "KeySource", "SharedCache"]
+
+logger = logging.getLogger("simplejwt_patches.jwks")
+
+
+class JWKSSharedRefreshFailed(RuntimeError):
+    """Another process held the shared refresh lock and published no key set (its fetch failed)."""
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """A parsed key set and when it expires (wall clock for sharing, monotonic for local use)."""
+
+    keys: Mapping[Any, Any]  # kid -> PyJWK (signing keys only)
+    payload: dict[str, Any]
+    fetched_wall: float
+    expires_wall: float
+    expires_mono: float
+    lifetime: float
+    storable: bool = True
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def entry(self) -> dict[str, Any]:
+        """What goes into the shared cache."""
+        return {
+            "v": 1,
+            "payload": self.payload,
+            "fetched": self.fetched_wall,
+            "expires": self.expires_wall,
+            "lifetime": self.lifetime,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+        }
+
+
+def build_keyset(
+    payload: dict[str, Any],
+    lifetime: float,
+    *,
+    now: tuple[float, float] | None = None,
+    fetched_wall: float | None = None,
+    storable: bool = True,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> KeySet:
+    """Parse ``payload`` once into signing keys (``PyJWKSetError``/``PyJWKClientError`` when unusable)."""
+    import jwt
+    from jwt.api_jwk import PyJWKSet
+
+    jwk_set = PyJWKSet.from_dict(payload)
+    keys = {k.key_id: k for k in jwk_set.keys if k.public_key_use in ("sig", None) and k.key_id}
+    if not keys:
+        raise jwt.PyJWKClientError("The JWKS endpoint did not contain any signing keys")
+    now_mono, now_wall = now or (time.monotonic(), time.time())
+    fetched = now_wall if fetched_wall is None else fetched_wall
+    expires_wall = fetched + lifetime
+    return KeySet(
+        keys=keys,
+        payload=payload,
+        fetched_wall=fetched,
+        expires_wall=expires_wall,
+        expires_mono=now_mono + (expires_wall - now_wall),
+        lifetime=lifetime,
+        storable=storable,
+        etag=etag,
+        last_modified=last_modified,
+    )
+
+
+class SharedCache:
+    """The key set in a Django cache, with ``cache.add`` as a cross-process lock."""
+
+    _state_lock = threading.Lock()
+    _down: ClassVar[dict[str, bool]] = {}
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    @staticmethod
+    def key(url: str) -> str:
+        return "simplejwt_patches:jwks:" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+    def _cache(self) -> Any:
+        from django.core.cache import caches
+
+        return caches[self.alias]
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._state_lock:
+            if self._down.get(self.alias):
+                return
+            self._down[self.alias] = True
+        logger.warning(
+            "shared JWKS cache %r unavailable (%s); falling back to per-process fetches until it recovers",
+            self.alias,
+            describe(exc),
+        )
+
+    def _ok(self) -> None:
+        if self._down.get(self.alias):
+            with self._state_lock:
+                self._down[self.alias] = False
+            logger.info("shared JWKS cache %r reachable again", self.alias)
+
+    def _op(self, name: str, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+        try:
+            result = getattr(self._cache(), name)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any cache failure means "work alone"
+            self._failed(exc)
+            return False, None
+        self._ok()
+        return True, result
+
+    def get(self, url: str) -> dict[str, Any] | None:
+        ok, value = self._op("get", self.key(url))
+        return value if ok and isinstance(value, dict) and value.get("v") == 1 else None
+
+    def put(self, url: str, keyset: KeySet, ttl: float) -> None:
+        self._op("set", self.key(url), keyset.entry(), timeout=max(1, math.ceil(ttl)))
+
+    def lock(self, url: str, ttl: float) -> bool | None:
+        """``True`` when acquired, ``False`` when another process holds it, ``None`` when the cache is down."""
+        ok, added = self._op("add", self.key(url) + ":lock", 1, timeout=max(1, math.ceil(ttl)))
+        return bool(added) if ok else None
+
+    def unlock(self, url: str) -> None:
+        self._op("delete", self.key(url) + ":lock")
+
+    def locked(self, url: str) -> bool:
+        ok, value = self._op("get", self.key(url) + ":lock")
+        return bool(ok and value)
+
+
+class KeySource:
+    """Signing keys for one managed client (see the module docstring for the policy)."""
+
+    def __init__(self, state: Any) -> None:
+        self._state = state
+        self._keyset: KeySet | None = None
+        self._refresh_lock = threading.Lock()
+        self._bg_guard = threading.Lock()
+        self._bg_thread: threading.Thread | None = None
+        self._generation = 0  # completed attempts
+        self._last_attempt: float | None = None  # monotonic
+        self._last_ok = True
+        self._last_error: BaseException | None = None
+        self._stale_warned: float | None = None
+
+    # -- public -------------------------------------------------------------------------------
+
+    @property
+    def keyset(self) -> KeySet | None:
+        """The current key set (possibly expired), or ``None`` before the first fetch."""
+        return self._keyset
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait for a background refresh to finish (tests and benchmarks); ``False`` on timeout."""
+        thread = self._bg_thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def get_signing_key(self, kid: str | None) -> Any:
+        """The PyJWK for ``kid``; raises PyJWT errors chained to the root cause."""
+        import jwt
+
+        options = get_options()
+        now = time.monotonic()
+        generation, keyset = self._generation, self._keyset
+        if keyset is not None and now < keyset.expires_mono + options.stale_if_error:
+            ahead = min(options.refresh_ahead, keyset.lifetime / 2)
+            if now >= keyset.expires_mono - ahead:
+                self._refresh_in_background(options, now, generation)
+                if now >= keyset.expires_mono and not self._last_ok:
+                    self._warn_stale(keyset, now, options)
+            key = keyset.keys.get(kid)
+            if key is not None:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("JWKS cache hit for kid %s (%d signing keys, expires in %.0f s)", kid,
+                                 len(keyset.keys), keyset.expires_mono - now)  # fmt: skip
+                return key
+            if self._last_attempt is None or now - self._last_attempt >= options.refetch_cooldown:
+                key = self._refresh_sync(options, now).keys.get(kid)
+                if key is not None:
+                    return key
+            raise jwt.PyJWKClientError(f'Unable to find a signing key that matches: "{kid}"')
+        if not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown:
+            raise self._error_again(now, options)
+        key = self._refresh_sync(options, now).keys.get(kid)
+        if key is None:
+            raise jwt.PyJWKClientError(f'Unable to find a signing key that matches: "{kid}"')
+        return key
+
+    # -- refreshing ---------------------------------------------------------------------------
+
+    def _refresh_sync(self, options: Options, now: float) -> KeySet:
+        generation = self._generation
+        with self._refresh_lock:  # single flight: wait for a refresh already in progress
+            if self._generation != generation:
+                if self._last_ok and self._keyset is not None:
+                    return self._keyset
+                raise self._error_again(now, options)
+            return self._attempt(options, (now, time.time()))
+
+    def _refresh_in_background(self, options: Options, now: float, generation: int) -> None:
+        if self._refresh_lock.locked() or self._generation != generation:
+            return  # in flight, or refreshed since this request looked
+        if not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown:
+            return
+        with self._bg_guard:
+            if self._bg_thread is not None and self._bg_thread.is_alive():
+                return
+            self._bg_thread = threading.Thread(
+                target=self._background,
+                args=(options, (now, time.time()), generation),
+                name="simplejwt-patches-jwks-refresh",
+                daemon=True,
+            )
+            self._bg_thread.start()
+
+    def _background(self, options: Options, now: tuple[float, float], generation: int) -> None:
+        # Timestamps come from the requesting thread (one clock for all bookkeeping).
+        if not self._refresh_lock.acquire(blocking=False):
+            return
+        try:
+            if self._generation == generation:  # nobody refreshed meanwhile
+                self._attempt(options, now)
+        except Exception:  # noqa: BLE001 - the failure was logged by the transport; stale set keeps serving
+            pass
+        finally:
+            self._refresh_lock.release()
+            if options.shared_cache:
+                from django.db import connections
+
+                connections.close_all()  # this thread's connections only (a database cache backend)
+
+    def _attempt(self, options: Options, now: tuple[float, float]) -> KeySet:
+        """One refresh (caller holds ``_refresh_lock``); records the outcome for the cooldown."""
+        started = now[0]
+        try:
+            keyset = self._fetch(options, now)
+        except Exception as exc:
+            self._last_attempt, self._last_ok, self._last_error = started, False, exc
+            self._generation += 1
+            raise
+        self._keyset = keyset
+        self._last_attempt, self._last_ok, self._last_error = started, True, None
+        self._generation += 1
+        return keyset
+
+    def _fetch(self, options: Options, now: tuple[float, float]) -> KeySet:
+        client = self._state.client_ref()
+        if client is None:  # pragma: no cover - the client is alive while it is being used
+            raise RuntimeError("the JWKS client was garbage-collected")
+        url = str(client.uri)
+        previous = self._keyset
+        if not options.shared_cache:
+            return self._network(client, options, previous, now)
+        wall = now[1]
+        shared = SharedCache(options.shared_cache)
+        entry = shared.get(url)
+        if entry is not None and entry["expires"] > wall:
+            if previous is None or entry["fetched"] > previous.fetched_wall:
+                return self._adopt(entry, url, now)
+        locked = shared.lock(url, options.timeout + 5)
+        if locked is None:  # cache down: work alone
+            return self._network(client, options, previous, now)
+        if locked:
+            try:
+                keyset = self._network(client, options, previous, now)
+                if keyset.storable:
+                    shared.put(url, keyset, (keyset.expires_wall - wall) + options.stale_if_error)
+                return keyset
+            finally:
+                shared.unlock(url)
+        # Another process is fetching: wait (bounded) for what it publishes.
+        since = previous.fetched_wall if previous else (entry["fetched"] if entry else 0.0)
+        for _ in range(int((options.timeout + 2) / 0.05)):
+            time.sleep(0.05)
+            entry = shared.get(url)
+            if entry is not None and entry["fetched"] > since and entry["expires"] > wall:
+                return self._adopt(entry, url, now)
+            if not shared.locked(url):
+                entry = shared.get(url)
+                if entry is not None and entry["fetched"] > since and entry["expires"] > wall:
+                    return self._adopt(entry, url, now)
+                raise _connection_error("the JWKS refresh by another process failed") from JWKSSharedRefreshFailed(
+                    f"no fresh key set was published for {safe_url(url)} in {options.shared_cache!r}"
+                )
+        return self._network(client, options, previous, now)  # the lock holder is stuck: fetch ourselves
+
+    def _adopt(self, entry: dict[str, Any], url: str, now: tuple[float, float]) -> KeySet:
+        keyset = build_keyset(
+            entry["payload"],
+            entry["lifetime"],
+            now=now,
+            fetched_wall=entry["fetched"],
+            etag=entry.get("etag"),
+            last_modified=entry.get("last_modified"),
+        )
+        logger.debug(
+            "JWKS for %s taken from the shared cache (fetched %.0f s ago)", safe_url(url), now[1] - entry["fetched"]
+        )
+        return keyset
+
+    def _network(self, client: Any, options: Options, previous: KeySet | None, now: tuple[float, float]) -> KeySet:
+        from .jwks import cache_lifetime, fetch
+
+        self._state.attempts += 1
+        conditional = {"etag": previous.etag, "last_modified": previous.last_modified} if previous else {}
+        payload, raw = fetch(client, options, **conditional)
+        self._state.fetch_count += 1
+        lifetime, storable = cache_lifetime(raw.cache_control, options)
+        if raw.status == 304 and previous is not None:
+            payload = previous.payload
+        keyset = build_keyset(
+            payload,
+            lifetime,
+            now=now,
+            storable=storable,
+            etag=raw.etag or (previous.etag if previous and raw.status == 304 else None),
+            last_modified=raw.last_modified or (previous.last_modified if previous and raw.status == 304 else None),
+        )
+        cache = getattr(client, "jwk_set_cache", None)
+        if cache is not None:  # keep PyJWT's own cache in step for direct users of the client
+            try:
+                cache.put(payload)
+            except Exception:  # noqa: BLE001 - PyJWT's cache is a convenience here
+                pass
+        return keyset
+
+    # -- errors and warnings ------------------------------------------------------------------
+
+    def _error_again(self, now: float, options: Options) -> BaseException:
+        last = self._last_error
+        ago = now - (self._last_attempt or now)
+        reason = describe(_root(last)) if last is not None else "unknown"
+        error = _connection_error(
+            f'Fail to fetch data from the url, err: "{reason}" (last attempt {ago:.0f} s ago; '
+            f"not retried before JWKS_REFETCH_COOLDOWN={options.refetch_cooldown:g} s)"
+        )
+        error.__cause__ = last
+        return error
+
+    def _warn_stale(self, keyset: KeySet, now: float, options: Options) -> None:
+        if self._stale_warned is not None and now - self._stale_warned < options.refetch_cooldown:
+            return
+        self._stale_warned = now
+        client = self._state.client_ref()
+        logger.warning(
+            "serving the last good JWKS for %s, expired %.0f s ago (JWKS_STALE_IF_ERROR=%g s), because refreshing "
+            "it failed: %s",
+            safe_url(str(getattr(client, "uri", ""))),
+            now - keyset.expires_mono,
+            options.stale_if_error,
+            describe(_root(self._last_error)) if self._last_error else "unknown",
+        )
+
+
+def _root(exc: BaseException | None) -> BaseException:
+    from .diagnostics import root_cause
+
+    assert exc is not None
+    return root_cause(exc)
+
+
+def _connection_error(message: str) -> BaseException:
+    import jwt
+
+    cls = getattr(jwt, "PyJWKClientConnectionError", jwt.PyJWKClientError)
+    return cls(message)  # type: ignore[no-any-return]
