@@ -3,6 +3,7 @@
 #   make test    lint + type check + our suite on every pinned release + PyJWT boundaries + Django 6
 #                + SimpleJWT's own suites with and without the shim
 #   make demo    WAF-fronted Keycloak on 127.0.0.1: token rejected without the shim, accepted with it
+#   make bench   resilience benchmark vs vanilla SimpleJWT (PyJWT 2.13 and newest) -> bench/results.json
 #   make lint | matrix | upstream | list
 
 SHELL := /bin/bash
@@ -15,7 +16,7 @@ NOX := $(VENV)/bin/nox --no-color
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap test lint matrix upstream demo list clean
+.PHONY: bootstrap redis test lint matrix upstream demo bench list clean
 
 $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -24,19 +25,26 @@ $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 
 bootstrap: $(VENV)/.bootstrapped
 
+# The shared-cache tests and the benchmark start their own redis-server on a loopback port.
+redis:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
+
 list: bootstrap
 	$(NOX) --list
 
 lint: bootstrap
 	$(NOX) -s lint
 
-matrix: bootstrap
+matrix: bootstrap redis
 	$(NOX) -t matrix
 
 upstream: bootstrap
 	$(NOX) -t upstream
 
-test: bootstrap
+test: bootstrap redis
 	$(NOX) -s lint
 	$(NOX) -t matrix
 	$(NOX) -t upstream
@@ -44,6 +52,10 @@ test: bootstrap
 
 demo: bootstrap
 	$(NOX) -s demo
+
+bench: bootstrap redis
+	rm -f bench/results.json
+	$(NOX) -t bench
 
 clean:
 	rm -rf $(VENV) .nox build *.egg-info

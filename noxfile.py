@@ -109,8 +109,8 @@ def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict on the package."""
     env = latest_pin().env
     install(session, Env("3.12", env.django, env.drf, env.pyjwt), latest_pin().simplejwt, *LINT_DEPS)
-    session.run("ruff", "check", "simplejwt_patches", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "simplejwt_patches", "tests", "noxfile.py")
+    session.run("ruff", "check", "simplejwt_patches", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "simplejwt_patches", "tests", "bench", "noxfile.py")
     session.run("mypy")
 
 
@@ -190,3 +190,13 @@ def demo(session: nox.Session) -> None:
     pin = latest_pin()
     install(session, Env("3.12", pin.env.django, pin.env.drf, pin.env.pyjwt), pin.simplejwt)
     session.run("python", str(ROOT / "tests" / "demo.py"), env={"PYTHONPATH": str(ROOT)})
+
+
+for _bench_pyjwt in ("2.13.0", latest_pin().env.pyjwt):
+    _bench_env = Env("3.12", latest_pin().env.django, latest_pin().env.drf, _bench_pyjwt)
+
+    @nox.session(**_session(f"bench-{_bench_pyjwt}", _bench_env, "bench"))  # type: ignore[arg-type]
+    def _bench(session: nox.Session, env: Env = _bench_env) -> None:
+        """make bench: patched vs vanilla side by side; merges into bench/results.json."""
+        install(session, env, latest_pin().simplejwt, "redis==5.2.1")
+        session.run("python", str(ROOT / "bench" / "run.py"), env={"PYTHONPATH": str(ROOT)})

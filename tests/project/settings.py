@@ -49,7 +49,7 @@ def scenario_settings(jwk_url: str, issuer: str | None, *, apps: list[str] | Non
     }
 
 
-if "SJP_JWK_URL" in os.environ:  # subprocess projects (tests/test_enablement.py, make demo)
+if "SJP_JWK_URL" in os.environ:  # subprocess projects (tests/test_enablement.py, make demo, make bench)
     _apps = os.environ.get("SJP_APPS")
     globals().update(
         scenario_settings(
@@ -58,3 +58,12 @@ if "SJP_JWK_URL" in os.environ:  # subprocess projects (tests/test_enablement.py
             apps=_apps.split(",") if _apps else None,
         )
     )
+    if os.environ.get("SJP_PATCHES"):  # JSON SIMPLE_JWT_PATCHES (make bench)
+        import json
+
+        SIMPLE_JWT_PATCHES = json.loads(os.environ["SJP_PATCHES"])
+    if os.environ.get("SJP_REDIS"):
+        CACHES = {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["SJP_REDIS"]},
+        }

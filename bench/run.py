@@ -1,0 +1,374 @@
+"""``make bench``: simplejwt-patches against vanilla SimpleJWT, side by side in the same run.
+
+Run inside a nox session (one per PyJWT version); results are merged into bench/results.json
+under the PyJWT version and printed as a table. Everything talks to the Keycloak-shaped IdP on
+127.0.0.1 (tests/idp.py) and a redis-server on 127.0.0.1 started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.idp import FakeKeycloak, Mode, generate_rsa_key  # noqa: E402
+
+APPS = ["django.contrib.auth", "django.contrib.contenttypes", "rest_framework", "rest_framework_simplejwt"]
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is required (make bench installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", tempfile.mkdtemp(prefix="sjp-bench-redis-")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Bench:
+    def __init__(self, idp: FakeKeycloak) -> None:
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        import simplejwt_patches
+
+        self.idp = idp
+        self.sjp = simplejwt_patches
+        call_command("migrate", verbosity=0, run_syncdb=True)
+        get_user_model().objects.get_or_create(username=idp.subject)
+        self.results: dict[str, Any] = {}
+
+    # -- helpers --------------------------------------------------------------------------------
+    def backend(self, patched: bool, lifespan: float | None = None) -> Any:
+        """A fresh TokenBackend as state.token_backend, in vanilla or patched mode."""
+        from rest_framework_simplejwt import state
+        from rest_framework_simplejwt.backends import TokenBackend
+        from rest_framework_simplejwt.settings import api_settings
+
+        (self.sjp.apply if patched else self.sjp.revert)()
+        backend = TokenBackend("RS256", None, "", api_settings.AUDIENCE, api_settings.ISSUER, api_settings.JWK_URL, 0)
+        if not patched and lifespan is not None and getattr(backend.jwks_client, "jwk_set_cache", None):
+            backend.jwks_client.jwk_set_cache.lifespan = lifespan  # harness: vanilla SimpleJWT cannot set it
+        state.token_backend = backend
+        return backend
+
+    def patches(self, **options: Any) -> Any:
+        from django.test import override_settings
+
+        return override_settings(SIMPLE_JWT_PATCHES={"JWKS_REFRESH_AHEAD": 0, **options})
+
+    def request(self, token: str) -> Any:
+        from rest_framework.test import APIRequestFactory
+
+        return APIRequestFactory().get("/api/whoami", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def fetches(self) -> int:
+        return len(self.idp.jwks_requests())
+
+    def wait_idle(self, backend: Any) -> None:
+        from simplejwt_patches.jwks import state_of
+
+        state = state_of(backend.jwks_client)
+        if state is not None and state.source is not None:
+            state.source.wait_idle(10)
+
+    # -- a. warm authenticate() ---------------------------------------------------------------
+    def warm_authenticate(self, rounds: int = 9, calls: int = 1500) -> None:
+        from rest_framework_simplejwt.authentication import JWTAuthentication
+
+        token = self.idp.mint(expires_in=3600)
+        auth = JWTAuthentication()
+        best: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(rounds):
+            for patched in (False, True) if r % 2 == 0 else (True, False):
+                self.backend(patched)
+                request = self.request(token)
+                auth.authenticate(request)  # warm the key cache
+                started = time.perf_counter()
+                for _ in range(calls):
+                    auth.authenticate(request)
+                best[patched].append((time.perf_counter() - started) / calls * 1e6)
+        vanilla, patched = min(best[False]), min(best[True])
+        self.results["warm_authenticate"] = {
+            "vanilla_us": round(vanilla, 2), "patched_us": round(patched, 2),
+            "ratio": round(patched / vanilla, 4), "target": "<= 1.02", "ok": patched / vanilla <= 1.02,
+            "how": f"min over {rounds} alternating rounds of {calls} JWTAuthentication.authenticate() calls",
+        }  # fmt: skip
+
+    # -- b. random kids -----------------------------------------------------------------------
+    def random_kids(self, n: int = 1000) -> None:
+        from rest_framework_simplejwt.authentication import JWTAuthentication
+
+        foreign = generate_rsa_key()
+        tokens = [self.idp.mint(kid=f"kid-{uuid.uuid4().hex}", key=foreign).encode() for _ in range(n)]
+        out = {}
+        for patched in (False, True):
+            self.idp.reset()
+            self.backend(patched)
+            JWTAuthentication().get_validated_token(self.idp.mint().encode())  # the first, cold fetch counts too
+            before, started = 0, time.perf_counter()
+            for token in tokens:
+                try:
+                    JWTAuthentication().get_validated_token(token)
+                except Exception:  # noqa: BLE001 - every one is rejected
+                    pass
+            out["patched" if patched else "vanilla"] = {
+                "fetches": self.fetches() - before, "seconds": round(time.perf_counter() - started, 2)
+            }  # fmt: skip
+        self.results["random_kids"] = {
+            **out, "target": "patched <= 2 fetches", "ok": out["patched"]["fetches"] <= 2,
+            "how": f"one valid token (cold fetch, counted) then {n} tokens with random kids",
+        }  # fmt: skip
+
+    # -- c. IdP down / hanging with an expired cache -------------------------------------------
+    def outage(self, mode: Mode, n_patched: int = 500, n_vanilla: int = 5) -> None:
+        from rest_framework_simplejwt.authentication import JWTAuthentication
+
+        tokens = [self.idp.mint(expires_in=3600) for _ in range(max(n_patched, n_vanilla))]
+        out = {}
+        for patched in (False, True):
+            self.idp.reset()
+            self.idp.hang_seconds = 2.0
+            with self.patches(JWKS_CACHE_LIFESPAN=1, JWKS_TIMEOUT=5):
+                backend = self.backend(patched, lifespan=1)
+                auth = JWTAuthentication()
+                auth.authenticate(self.request(tokens[0]))
+                self.idp.mode = mode
+                time.sleep(1.1)  # expire the 1 s cache (benchmark, not a test)
+                latencies, ok = [], 0
+                n = n_patched if patched else n_vanilla
+                for token in tokens[:n]:
+                    started = time.perf_counter()
+                    try:
+                        auth.authenticate(self.request(token))
+                        ok += 1
+                    except Exception:  # noqa: BLE001 - counted as a failure
+                        pass
+                    latencies.append((time.perf_counter() - started) * 1000)
+                self.idp.mode = Mode.OK
+                self.wait_idle(backend)
+            out["patched" if patched else "vanilla"] = {
+                "requests": n, "success_rate": round(ok / n, 4),
+                "p50_ms": round(percentile(latencies, 50), 3), "p99_ms": round(percentile(latencies, 99), 3),
+            }  # fmt: skip
+        p = out["patched"]
+        self.results[f"idp_{mode.value}_expired_cache"] = {
+            **out, "target": "patched 100 %, p99 < 5 ms", "ok": p["success_rate"] == 1.0 and p["p99_ms"] < 5,
+        }  # fmt: skip
+
+    # -- d. 32 threads ------------------------------------------------------------------------
+    def thundering_herd(self, threads: int = 32) -> None:
+        from rest_framework_simplejwt.authentication import JWTAuthentication
+
+        token = self.idp.mint(expires_in=3600).encode()
+        out: dict[str, Any] = {}
+        for patched in (False, True):
+            for case in ("cold", "expired"):
+                self.idp.reset()
+                with self.patches(JWKS_CACHE_LIFESPAN=1):
+                    backend = self.backend(patched, lifespan=1)
+                    if case == "expired":
+                        JWTAuthentication().get_validated_token(token)
+                        time.sleep(1.1)
+                    self.idp.mode, self.idp.hang_seconds = Mode.HANG, 0.2  # a slow IdP widens the race
+                    before = self.fetches()
+                    barrier, errors = threading.Barrier(threads), []
+
+                    def work(barrier: threading.Barrier = barrier, errors: list[Exception] = errors) -> None:
+                        barrier.wait(10)
+                        try:
+                            JWTAuthentication().get_validated_token(token)
+                        except Exception as exc:  # noqa: BLE001
+                            errors.append(exc)
+
+                    pool = [threading.Thread(target=work) for _ in range(threads)]
+                    for t in pool:
+                        t.start()
+                    for t in pool:
+                        t.join(30)
+                    self.wait_idle(backend)
+                    self.idp.mode = Mode.OK
+                out[f"{'patched' if patched else 'vanilla'}_{case}"] = {
+                    "fetches": self.fetches() - before, "errors": len(errors)
+                }  # fmt: skip
+        self.results["threads_32"] = {
+            **out, "target": "patched 1 fetch", "ok": out["patched_expired"]["fetches"] == 1
+            and out["patched_cold"]["fetches"] == 1,
+        }  # fmt: skip
+
+    # -- e. 8 processes sharing Redis -----------------------------------------------------------
+    def fleet(self, redis_url: str, processes: int = 8, lifespan: float = 2.0, duration: float = 5.0) -> None:
+        import redis as redis_lib
+
+        token = self.idp.mint(expires_in=3600)
+        out = {}
+        for patched in (False, True):
+            redis_lib.Redis.from_url(redis_url).flushall()
+            self.idp.reset()
+            env = {
+                **os.environ, "DJANGO_SETTINGS_MODULE": "tests.project.settings", "PYTHONPATH": str(ROOT),
+                "SJP_JWK_URL": self.idp.jwks_url, "SJP_ISSUER": self.idp.issuer, "SJP_TOKEN": token,
+                "SJP_APPS": ",".join([*APPS, "simplejwt_patches"] if patched else APPS),
+                "SJP_REDIS": redis_url,
+                "SJP_PATCHES": json.dumps({"JWKS_CACHE_LIFESPAN": lifespan, "JWKS_REFRESH_AHEAD": 0,
+                                           "JWKS_SHARED_CACHE": "jwks"}),
+                "SJP_VANILLA_LIFESPAN": str(lifespan),
+            }  # fmt: skip
+            start_at = time.time() + 3.0  # time for every process to import Django
+            procs = [
+                subprocess.Popen([sys.executable, str(ROOT / "bench" / "worker.py"), str(start_at), str(duration)],
+                                 env=env, stdout=subprocess.PIPE, text=True)
+                for _ in range(processes)
+            ]  # fmt: skip
+            reports = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
+            lifespans = int(duration // lifespan) + 1
+            fetches = self.fetches()
+            out["patched" if patched else "vanilla"] = {
+                "fetches": fetches, "lifespans": lifespans, "fetches_per_lifespan": round(fetches / lifespans, 2),
+                "validations": sum(r["ok"] for r in reports), "failures": sum(r["failed"] for r in reports),
+            }  # fmt: skip
+        self.results["fleet_8_processes_redis"] = {
+            **out, "target": "patched 1 fetch per lifespan", "ok": out["patched"]["fetches_per_lifespan"] <= 1.0,
+            "how": f"{processes} processes validating for {duration:g} s, lifespan {lifespan:g} s, shared Redis cache",
+        }  # fmt: skip
+
+    # -- f. apply() ---------------------------------------------------------------------------
+    def apply_cost(self, n: int = 200) -> None:
+        times = []
+        for _ in range(n):
+            self.sjp.revert()
+            started = time.perf_counter()
+            self.sjp.apply()
+            times.append((time.perf_counter() - started) * 1000)
+        cold = json.loads(subprocess.run(
+            [sys.executable, "-c", "import time, django, json; django.setup(); import simplejwt_patches; "
+             "simplejwt_patches.revert(); t=time.perf_counter(); simplejwt_patches.apply(); "
+             "print(json.dumps((time.perf_counter()-t)*1000))"],
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.project.settings", "PYTHONPATH": str(ROOT)},
+            capture_output=True, text=True, check=True, timeout=120,
+        ).stdout.strip().splitlines()[-1])  # fmt: skip
+        self.results["apply_cost"] = {
+            "median_ms": round(statistics.median(times), 3), "max_ms": round(max(times), 3),
+            "fresh_process_ms": round(cold, 3), "target": "< 5 ms",
+            "ok": statistics.median(times) < 5 and cold < 5,
+        }  # fmt: skip
+
+
+def main() -> int:
+    redis_proc, redis_url = start_redis()
+    try:
+        with FakeKeycloak(realm="acme") as idp:
+            os.environ.update({
+                "DJANGO_SETTINGS_MODULE": "tests.project.settings", "SJP_JWK_URL": idp.jwks_url,
+                "SJP_ISSUER": idp.issuer, "SJP_DB": ":memory:",
+            })  # fmt: skip
+            import logging
+
+            import django
+
+            django.setup()
+            logging.getLogger("simplejwt_patches").setLevel(logging.ERROR)  # the outages below warn by design
+            import jwt
+            import rest_framework_simplejwt  # noqa: F401
+
+            from simplejwt_patches.versions import distribution_version
+
+            bench = Bench(idp)
+            bench.warm_authenticate()
+            bench.random_kids()
+            bench.outage(Mode.SERVER_ERROR)
+            bench.outage(Mode.HANG)
+            bench.thundering_herd()
+            bench.fleet(redis_url)
+            bench.apply_cost()
+            label = f"pyjwt-{jwt.__version__}"
+            meta = {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+                "python": platform.python_version(),
+                "simplejwt": str(distribution_version("djangorestframework-simplejwt")),
+                "pyjwt": jwt.__version__,
+                "django": django.get_version(),
+            }
+    finally:
+        redis_proc.terminate()
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[label] = {"meta": meta, "results": bench.results}
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    print(render(data))
+    return 0 if all(r.get("ok") for r in bench.results.values()) else 1
+
+
+def render(data: dict[str, Any]) -> str:
+    """Markdown table of every PyJWT run in results.json."""
+    lines = []
+    for label, run in sorted(data.items()):
+        m, r = run["meta"], run["results"]
+        lines.append(f"**{label}** — {m['date']}, {m['machine']}, Python {m['python']}, SimpleJWT {m['simplejwt']}, "
+                     f"Django {m['django']}")  # fmt: skip
+        lines.append("")
+        lines.append("| measure | vanilla | patched | target | met |")
+        lines.append("|---|---|---|---|---|")
+        w = r["warm_authenticate"]
+        lines.append(f"| warm `authenticate()` per call | {w['vanilla_us']} µs | {w['patched_us']} µs (×{w['ratio']}) "
+                     f"| {w['target']} | {'✓' if w['ok'] else '✗'} |")  # fmt: skip
+        k = r["random_kids"]
+        lines.append(f"| IdP fetches for 1,000 random-kid tokens | {k['vanilla']['fetches']} | {k['patched']['fetches']} "
+                     f"| {k['target']} | {'✓' if k['ok'] else '✗'} |")  # fmt: skip
+        for key, title in (("idp_server_error_expired_cache", "IdP down (500), cache expired"),
+                           ("idp_hang_expired_cache", "IdP hanging, cache expired")):  # fmt: skip
+            o = r[key]
+            v, p = o["vanilla"], o["patched"]
+            lines.append(
+                f"| {title}: success / p99 | {v['success_rate']:.0%} / {v['p99_ms']} ms ({v['requests']} req) | "
+                f"{p['success_rate']:.0%} / {p['p99_ms']} ms ({p['requests']} req) | {o['target']} | "
+                f"{'✓' if o['ok'] else '✗'} |"
+            )
+        t = r["threads_32"]
+        lines.append(f"| fetches, 32 threads, cold / expired cache | {t['vanilla_cold']['fetches']} / "
+                     f"{t['vanilla_expired']['fetches']} | {t['patched_cold']['fetches']} / {t['patched_expired']['fetches']} "
+                     f"| {t['target']} | {'✓' if t['ok'] else '✗'} |")  # fmt: skip
+        f = r["fleet_8_processes_redis"]
+        lines.append(f"| fetches per lifespan, 8 processes + Redis | {f['vanilla']['fetches_per_lifespan']} | "
+                     f"{f['patched']['fetches_per_lifespan']} | {f['target']} | {'✓' if f['ok'] else '✗'} |")  # fmt: skip
+        a = r["apply_cost"]
+        lines.append(f"| `apply()` at startup (median / fresh process) | – | {a['median_ms']} / {a['fresh_process_ms']} ms "
+                     f"| {a['target']} | {'✓' if a['ok'] else '✗'} |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
