@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from . import __version__
 from .conf import Options, get_options
 from .diagnostics import classify, describe, fingerprint, redact, safe_url
-from .jwks import http_get, parse_key_set
+from .jwks import cache_lifetime, http_get, parse_key_set
 from .versions import distribution_version
 
 __all__ = ["Check", "JWKSProbe", "Report", "diagnose", "discovery_issuer", "probe_jwks", "render_text"]
@@ -49,6 +49,9 @@ class JWKSProbe:
     error: str | None = None
     content_type: str | None = None
     size: int | None = None
+    cache_control: str | None = None
+    cache_lifetime: float | None = None  # what the key source would cache this response for
+    shared: bool | None = None  # whether it may go into JWKS_SHARED_CACHE
     keys: list[dict[str, Any]] = field(default_factory=list)
     algorithm: str | None = None
     matches_algorithm: bool = False
@@ -84,6 +87,8 @@ def probe_jwks(url: str, algorithm: str | None, options: Options | None = None) 
         return probe
     probe.status, probe.elapsed_ms = raw.status, raw.elapsed_ms
     probe.content_type, probe.size = raw.content_type, len(raw.body)
+    probe.cache_control = raw.cache_control or None
+    probe.cache_lifetime, probe.shared = cache_lifetime(raw.cache_control, options)
     try:
         payload = parse_key_set(raw.body)
     except ValueError as exc:
@@ -458,7 +463,10 @@ def render_text(report: Report) -> str:
     out.append(
         f"JWKS client options: headers={o['headers']} timeout={o['timeout']}s ca_bundle={o['ca_bundle']} "
         f"ssl_context={o['ssl_context']} proxy={o['proxy']!r} cache_lifespan={o['cache_lifespan']}s "
-        f"follow_redirects={o['follow_redirects']} max_bytes={o['max_bytes']}"
+        f"follow_redirects={o['follow_redirects']} max_bytes={o['max_bytes']} "
+        f"refetch_cooldown={o['refetch_cooldown']}s stale_if_error={o['stale_if_error']}s "
+        f"refresh_ahead={o['refresh_ahead']}s cache_bounds={o['cache_bounds']} shared_cache={o['shared_cache']!r} "
+        f"failure_status={o['failure_status']}"
     )
     j = report.jwks
     if j is None:
@@ -469,6 +477,11 @@ def render_text(report: Report) -> str:
         out.append(f"{mark} JWKS {j.url}: status {j.status}, {ms}, {j.content_type or '-'}, {j.size or 0} bytes")
         if j.keys:
             out.append("  keys: " + ", ".join(f"{k['kid']} ({k['kty']} {k['alg']}/{k['use']})" for k in j.keys))
+        if j.cache_lifetime is not None:
+            out.append(
+                f"  cache policy: Cache-Control {j.cache_control or '(none)'!r} -> cached {j.cache_lifetime:g} s"
+                + (", shared" if o.get("shared_cache") and j.shared else "")
+            )
         if j.ok:
             out.append(f"  a signing key matches ALGORITHM {j.algorithm}")
         else:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -243,7 +242,12 @@ def status() -> Status:
                 "cache_lifespan": options.cache_lifespan,
                 "follow_redirects": options.follow_redirects,
                 "max_bytes": options.max_bytes,
+                "refetch_cooldown": options.refetch_cooldown,
+                "stale_if_error": options.stale_if_error,
+                "refresh_ahead": options.refresh_ahead,
+                "cache_bounds": [options.cache_min, options.cache_max],
+                "shared_cache": options.shared_cache,
+                "failure_status": options.failure_status,
                 "pyjwt_capabilities": pyjwt_caps().as_dict(),
-                "loaded_simplejwt_modules": sorted(m for m in sys.modules if m.startswith("rest_framework_simplejwt")),
             },
         )

@@ -68,6 +68,7 @@ def test_good_token(alice, idp, fresh_backend):
         assert f"✓ {name}:" in text
     assert "djangorestframework-simplejwt" in text and "simplejwt-patches" in text
     assert "a signing key matches ALGORITHM RS256" in text
+    assert "cache policy: Cache-Control 'no-cache' -> cached 300 s" in text  # Keycloak's header, our fallback
 
 
 def test_good_token_json(alice, idp, fresh_backend):

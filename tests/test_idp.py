@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import http.client
-import ipaddress
 import json
 import ssl
 import threading
@@ -13,7 +11,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +18,6 @@ import jwt
 import jwt.api_jwk
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from tests.idp import FakeKeycloak, Mode, RecordedRequest, closed_port_url, generate_rsa_key
@@ -278,29 +274,14 @@ def test_closed_port_url_refuses() -> None:
     assert isinstance(info.value.reason, ConnectionRefusedError)
 
 
-def test_https(tmp_path: Path) -> None:
-    key = generate_rsa_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (tmp_path / "cert.pem").write_bytes(cert_pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+def test_https() -> None:
+    import trustme
+
+    ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    client_ctx = ssl.create_default_context(cadata=cert_pem.decode())
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
     with FakeKeycloak(realm="tls", ssl_context=server_ctx) as idp:
         assert idp.jwks_url.startswith("https://127.0.0.1:")
         status, _, body = fetch(idp.discovery_url, context=client_ctx)
