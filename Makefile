@@ -45,6 +45,7 @@ upstream: bootstrap
 	$(NOX) -t upstream
 
 test: bootstrap redis
+	rm -f .nox/junit-*.xml .nox/upstream-*.json
 	$(NOX) -s lint
 	$(NOX) -t matrix
 	$(NOX) -t upstream

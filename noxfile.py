@@ -72,7 +72,10 @@ def install(session: nox.Session, env: Env, simplejwt: str, *extra: str) -> None
 
 
 def run_tests(session: nox.Session) -> None:
-    session.run("python", "-m", "pytest", "-q", *session.posargs, env={"PYTHONPATH": str(ROOT)})
+    junit = ROOT / ".nox" / f"junit-{session.name}.xml"
+    session.run(
+        "python", "-m", "pytest", "-q", f"--junitxml={junit}", *session.posargs, env={"PYTHONPATH": str(ROOT)}
+    )  # fmt: skip
 
 
 def _session(name: str, env: Env, *tags: str) -> dict[str, object]:
@@ -138,7 +141,7 @@ for _pin in PINS:
         version: str = pin.simplejwt  # type: ignore[attr-defined]
         env: Env = pin.env  # type: ignore[attr-defined]
         install(session, env, version, *UPSTREAM_TEST_DEPS)
-        work = Path(session.create_tmp()) / f"simplejwt-{version}"
+        work = Path(session.create_tmp()).resolve() / f"simplejwt-{version}"
         if not (work / "tests").is_dir():
             download = work.parent / "sdist"
             session.run(

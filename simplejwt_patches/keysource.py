@@ -281,7 +281,11 @@ class KeySource:
         except Exception as exc:
             self._last_attempt, self._last_ok, self._last_error = started, False, exc
             self._generation += 1
-            raise
+            stale = self._stale_from_shared(options, now) if self._keyset is None else None
+            if stale is None:
+                raise
+            self._keyset = stale  # a process (re)started during an outage: the fleet's last good set
+            return stale
         self._keyset = keyset
         self._last_attempt, self._last_ok, self._last_error = started, True, None
         self._generation += 1
@@ -327,6 +331,26 @@ class KeySource:
                     f"no fresh key set was published for {safe_url(url)} in {options.shared_cache!r}"
                 )
         return self._network(client, options, previous, now)  # the lock holder is stuck: fetch ourselves
+
+    def _stale_from_shared(self, options: Options, now: tuple[float, float]) -> KeySet | None:
+        """The shared cache's last good set if still within ``JWKS_STALE_IF_ERROR`` of its expiry."""
+        client = self._state.client_ref()
+        if not options.shared_cache or client is None:
+            return None
+        url = str(client.uri)
+        entry = SharedCache(options.shared_cache).get(url)
+        if entry is None or entry["expires"] + options.stale_if_error <= now[1]:
+            return None
+        try:
+            keyset = self._adopt(entry, url, now)
+        except Exception:  # noqa: BLE001 - an unusable entry is no fallback
+            return None
+        logger.warning(
+            "JWKS refresh for %s failed; serving the shared cache's last good set (expired %.0f s ago)",
+            safe_url(url),
+            now[1] - entry["expires"],
+        )
+        return keyset
 
     def _adopt(self, entry: dict[str, Any], url: str, now: tuple[float, float]) -> KeySet:
         keyset = build_keyset(

@@ -24,17 +24,24 @@ ROOT = Path(__file__).parent.parent
 PROBE = ROOT / "tests" / "project" / "probe.py"
 BASE = ["django.contrib.auth", "django.contrib.contenttypes", "rest_framework"]
 
+EARLY = "tests.project.early.EarlyConfig"
+STATE, AUTH, PYJWT = "rest_framework_simplejwt.state", "rest_framework_simplejwt.authentication", "jwt.jwks_client"
+#: name -> (INSTALLED_APPS, modules the early app imports in its ready())
 ORDERS = {
-    "app-last": [*BASE, "rest_framework_simplejwt", "simplejwt_patches"],
-    "app-first": ["simplejwt_patches", *BASE, "rest_framework_simplejwt"],
-    "state-imported-first": [*BASE, "rest_framework_simplejwt", "tests.project.early.EarlyConfig", "simplejwt_patches"],
-    "without-app": [*BASE, "rest_framework_simplejwt"],
+    "app-last": ([*BASE, "rest_framework_simplejwt", "simplejwt_patches"], ""),
+    "app-first": (["simplejwt_patches", *BASE, "rest_framework_simplejwt"], ""),
+    "state-imported-first": ([*BASE, "rest_framework_simplejwt", EARLY, "simplejwt_patches"], STATE),
+    "authentication-imported-first": ([*BASE, "rest_framework_simplejwt", EARLY, "simplejwt_patches"], AUTH),
+    "pyjwt-then-state-first": ([*BASE, "rest_framework_simplejwt", EARLY, "simplejwt_patches"], f"{PYJWT},{STATE}"),
+    "state-imported-after": (["simplejwt_patches", *BASE, "rest_framework_simplejwt", EARLY], STATE),
+    "without-app": ([*BASE, "rest_framework_simplejwt"], ""),
 }
 
 
-def run_probe(idp, apps: list[str], token: str) -> dict:
+def run_probe(idp, apps: list[str], token: str, early_imports: str = "") -> dict:
     env = {
         **os.environ,
+        "SJP_EARLY_IMPORTS": early_imports or STATE,
         "SJP_JWK_URL": idp.jwks_url,
         "SJP_ISSUER": idp.issuer,
         "SJP_APPS": ",".join(apps),
@@ -54,7 +61,8 @@ def run_probe(idp, apps: list[str], token: str) -> dict:
 def test_enablement_in_every_import_order(idp, order):
     idp.mode = Mode.WAF
     token = register_sensitive_token(idp.mint())
-    result = run_probe(idp, ORDERS[order], token)
+    apps, early_imports = ORDERS[order]
+    result = run_probe(idp, apps, token, early_imports)
     if order == "without-app":
         assert result["status"] in (401, 500)  # 500 on SimpleJWT <= 5.2.0
         assert result["applied"] is False
@@ -64,6 +72,6 @@ def test_enablement_in_every_import_order(idp, order):
     assert result["double_wrapped"] == []
     assert result["restored_after_revert"] is True
     assert result["status_after_reapply"] == 200
-    if order == "state-imported-first":
-        assert result["client_existed_before_ready"] is True
+    if order in ("state-imported-first", "pyjwt-then-state-first"):
+        assert result["client_existed_before_ready"] is True  # created before ready(), still adopted
     assert all(r.headers.get("User-Agent", "").startswith("simplejwt-patches/") for r in idp.jwks_requests()[:1])

@@ -368,3 +368,14 @@ def test_warm_path_does_not_touch_the_shared_cache(api, idp, redis):
 
 def test_register_tokens_are_sensitive():
     assert register_sensitive_token("a.b.c") == "a.b.c"
+
+
+def test_a_process_started_during_an_outage_serves_the_fleets_last_good_set(api, idp, redis, second_backend):
+    with shared(redis), freeze_time() as clock:
+        second_backend().decode(idp.mint())  # another process fetched and shared the set
+        idp.mode = Mode.FORBIDDEN
+        clock.tick(301)  # expired, still within JWKS_STALE_IF_ERROR
+        assert api(idp.mint()).status_code == 200  # this process never had a key set of its own
+        assert len(idp.jwks_requests()) == 2  # one fetch, one failed attempt
+        clock.tick(3600)
+        assert api(idp.mint()).status_code == 401  # beyond the bound: fail closed
