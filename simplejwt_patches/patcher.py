@@ -66,7 +66,7 @@ class FixerStatus:
 
     id: str
     target: str
-    state: str  # applied | skipped | disabled | not-needed | failed
+    state: str  # applied | skipped | disabled | failed
     reason: str
     summary: str
 
@@ -129,10 +129,6 @@ def _install(fixer: Fixer) -> FixerStatus:
 
     if fixer.id in get_options().disable:
         return status("disabled", "listed in SIMPLE_JWT_PATCHES['DISABLE']")
-    if fixer.not_needed is not None:
-        reason = fixer.not_needed(pyjwt_caps())
-        if reason:
-            return status("not-needed", reason)
     try:
         module = import_module(fixer.module)
         parent, attribute, original = wrapt.resolve_path(module, fixer.path)

@@ -1,9 +1,10 @@
 """Declaring fixers: one decorated wrapper per upstream attribute it changes.
 
 A fixer is a wrapt wrapper ``(wrapped, instance, args, kwargs)`` plus the facts needed to apply
-it safely: the upstream attribute it wraps, the parameters that attribute must have, the
+it safely: the upstream attribute it wraps, the parameters that attribute must have, and the
 SimpleJWT releases it is proven for (a half-open range, commented INCLUDING/EXCLUDING where it
-is declared) and, optionally, a PyJWT capability test that says when it is not needed.
+is declared). PyJWT's capabilities (:func:`simplejwt_patches.versions.pyjwt_caps`) are read
+inside the fixers, where they decide how a patch works.
 
 The registry refuses a fixer without a docstring (the docstring says *why* the patch exists and
 which upstream release fixed or broke what) and refuses duplicate ids.
@@ -17,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from packaging.specifiers import SpecifierSet
-
-from .versions import PyJWTCaps
 
 __all__ = ["REGISTRY", "Fixer", "Registry", "WrapperFunc", "fixer"]
 
@@ -37,7 +36,6 @@ class Fixer:
     simplejwt: SpecifierSet  # releases this fixer is proven for
     wrapper: WrapperFunc
     doc: str
-    not_needed: Callable[[PyJWTCaps], str | None] | None = None
 
     @property
     def target(self) -> str:
@@ -102,7 +100,6 @@ def fixer(
     target: str,
     params: tuple[str, ...],
     simplejwt: str,
-    not_needed: Callable[[PyJWTCaps], str | None] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
     """Declare the decorated wrapt wrapper as fixer ``fixer_id`` for ``module:Owner.attr``."""
@@ -118,7 +115,6 @@ def fixer(
                 simplejwt=SpecifierSet(simplejwt),
                 wrapper=func,
                 doc=inspect.getdoc(func) or "",
-                not_needed=not_needed,
             )
         )
         return func

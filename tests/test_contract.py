@@ -21,7 +21,7 @@ from simplejwt_patches import patcher
 from simplejwt_patches.patches import token as token_patches  # noqa: F401 - registers fixers
 from simplejwt_patches.pins import ALL_FIXERS, PINS, find_pin
 from simplejwt_patches.registry import REGISTRY, Fixer, Registry, fixer
-from simplejwt_patches.versions import pyjwt_caps, simplejwt_version
+from simplejwt_patches.versions import simplejwt_version
 
 MARK = "_self_simplejwt_patches_fixer"
 
@@ -33,8 +33,6 @@ def targets() -> dict[tuple[int, str], tuple[Any, str, list[str]]]:
     out: dict[tuple[int, str], tuple[Any, str, list[str]]] = {}
     for fid in pin.fixers:
         fx = REGISTRY.get(fid)
-        if fx.not_needed and fx.not_needed(pyjwt_caps()):
-            continue
         owner_path, _, attr = fx.path.rpartition(".")
         owner = import_module(fx.module)
         for part in owner_path.split("."):
