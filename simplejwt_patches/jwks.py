@@ -37,6 +37,7 @@ __all__ = [
     "adopt",
     "adopt_existing_clients",
     "cache_lifetime",
+    "fetch",
     "fetch_payload",
     "http_get",
     "managed_client_count",
