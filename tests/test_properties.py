@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import string
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simplejwt_patches.conf import build_options
 from simplejwt_patches.diagnostics import fingerprint, redact
