@@ -174,6 +174,23 @@ def test_token_from_stdin_in_a_real_subprocess(alice, idp, fresh_backend, tmp_pa
     )  # fmt: skip
     assert done.returncode == 1
     assert "✗ expiry" in done.stdout and expired not in done.stdout + done.stderr
+    idp.mode = Mode.FORBIDDEN  # no token: the JWKS health alone decides
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "simplejwt_doctor", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert data["jwks"]["status"] == 403 and data["jwks"]["problem"] == "status" and data["token"] is None
+
+
+def test_token_file(alice, idp, fresh_backend, tmp_path):
+    path = tmp_path / "token.txt"
+    token = idp.mint()
+    path.write_text(f"Bearer {token}\n")
+    out = io.StringIO()
+    call_command("simplejwt_doctor", "--token-file", str(path), stdout=out)
+    assert "result: OK" in out.getvalue() and token not in out.getvalue()
 
 
 def ids(messages) -> list[str]:
