@@ -16,7 +16,18 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["causes", "describe", "fingerprint", "redact", "root_cause", "safe_url", "token_segments"]
+__all__ = [
+    "causes",
+    "classify",
+    "describe",
+    "fingerprint",
+    "promote_context",
+    "redact",
+    "root_cause",
+    "safe_url",
+    "segment_json",
+    "token_segments",
+]
 
 REDACTED = "[redacted]"
 
@@ -101,7 +112,8 @@ def redact(text: str, raw_token: str | bytes | None) -> str:
     return text
 
 
-def _b64json(segment: str) -> Any:
+def segment_json(segment: str) -> Any:
+    """The JSON value of one base64url JWT segment (header or claims), unverified."""
     from jwt.utils import base64url_decode
 
     return json.loads(base64url_decode(segment.encode("ascii")))
@@ -119,13 +131,13 @@ def fingerprint(raw: str | bytes | None) -> dict[str, Any]:
     info: dict[str, Any] = {"sha256": hashlib.sha256(text.encode("latin-1", "replace")).hexdigest()[:12]}
     parts = text.split(".")
     try:
-        header = _b64json(parts[0])
+        header = segment_json(parts[0])
         if isinstance(header, dict):
             info.update({k: header.get(k) for k in ("kid", "alg", "typ") if k in header})
     except Exception:  # noqa: BLE001 - a malformed token is described, not raised
         info["header"] = "unreadable"
     try:
-        claims = _b64json(parts[1])
+        claims = segment_json(parts[1])
         if isinstance(claims, dict):
             info.update({k: claims.get(k) for k in ("iss", "aud", "exp", "jti") if k in claims})
     except Exception:  # noqa: BLE001

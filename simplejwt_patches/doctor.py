@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
 from .conf import Options, get_options
-from .diagnostics import classify, describe, fingerprint, redact, safe_url
+from .diagnostics import classify, describe, fingerprint, redact, safe_url, segment_json
 from .jwks import cache_lifetime, http_get, parse_key_set
 from .versions import distribution_version
 
@@ -181,12 +181,6 @@ class Report:
         }
 
 
-def _b64json(segment: str) -> Any:
-    from jwt.utils import base64url_decode
-
-    return json.loads(base64url_decode(segment.encode("ascii")))
-
-
 def _api_settings() -> Any:
     # The object JWTAuthentication itself reads (SimpleJWT rebinds only its settings module's
     # global on setting_changed; in a running project both are the same object).
@@ -208,7 +202,7 @@ def _token_checks(raw: str, probe: JWKSProbe | None, report: Report) -> list[Che
     checks: list[Check] = []
     parts = raw.split(".")
     try:
-        header, claims = _b64json(parts[0]), _b64json(parts[1])
+        header, claims = segment_json(parts[0]), segment_json(parts[1])
         if len(parts) != 3 or not isinstance(header, dict) or not isinstance(claims, dict):
             raise ValueError("not three segments of JSON objects")
     except Exception as exc:  # noqa: BLE001

@@ -37,6 +37,7 @@ __all__ = [
     "adopt",
     "adopt_existing_clients",
     "cache_lifetime",
+    "errors",
     "fetch",
     "fetch_payload",
     "http_get",
@@ -55,12 +56,10 @@ class JWKSResponseTooLarge(ValueError):
 
 @dataclass
 class ClientState:
-    """Our bookkeeping for one managed client: its resilient key source and fetch counters."""
+    """Our bookkeeping for one managed client: its resilient key source."""
 
     client_ref: Any
     source: Any = None  # simplejwt_patches.keysource.KeySource, created lazily
-    fetch_count: int = 0  # successful network fetches
-    attempts: int = 0  # network fetch attempts, failed ones included
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def key_source(self) -> Any:
@@ -167,7 +166,7 @@ def _opener(options: Options) -> urllib.request.OpenerDirector:
     return opener
 
 
-def _errors() -> tuple[type[Exception], type[Exception]]:
+def errors() -> tuple[type[Exception], type[Exception]]:
     """(network error class, content error class) of the installed PyJWT."""
     import jwt
 
@@ -310,7 +309,7 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
     from . import signals
 
     options = options or get_options()
-    network_error, content_error = _errors()
+    network_error, content_error = errors()
     url = str(client.uri)
     shown = safe_url(url)
     started = time.perf_counter()

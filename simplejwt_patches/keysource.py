@@ -369,10 +369,8 @@ class KeySource:
     def _network(self, client: Any, options: Options, previous: KeySet | None, now: tuple[float, float]) -> KeySet:
         from .jwks import cache_lifetime, fetch
 
-        self._state.attempts += 1
         conditional = {"etag": previous.etag, "last_modified": previous.last_modified} if previous else {}
         payload, raw = fetch(client, options, **conditional)
-        self._state.fetch_count += 1
         lifetime, storable = cache_lifetime(raw.cache_control, options)
         if raw.status == 304 and previous is not None:
             payload = previous.payload
@@ -428,7 +426,6 @@ def _root(exc: BaseException | None) -> BaseException:
 
 
 def _connection_error(message: str) -> BaseException:
-    import jwt
+    from .jwks import errors
 
-    cls = getattr(jwt, "PyJWKClientConnectionError", jwt.PyJWKClientError)
-    return cls(message)  # type: ignore[no-any-return]
+    return errors()[0](message)

@@ -39,16 +39,16 @@ def _report(
     if not signals.token_rejected.receivers and not expose:
         return
     code, reason = classify(cause or exc)
-    reason = redact(reason, raw)
+    facts = fingerprint(raw)
     signals.send(
         signals.token_rejected,
         instance,
         reason_code=code,
-        reason=reason,
-        kid=fingerprint(raw).get("kid"),
+        reason=redact(reason, raw),
+        kid=facts.get("kid"),
         token_classes=[name for name, _ in failures],
         root_cause=type(root_cause(exc)).__name__,
-        fingerprint=fingerprint(raw),
+        fingerprint=facts,
     )
     if expose:
         _expose(exc, failures, raw)

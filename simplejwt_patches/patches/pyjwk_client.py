@@ -40,9 +40,7 @@ def fetch_data(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...]
     state = state_of(instance)
     if state is None:
         return wrapped(*args, **kwargs)
-    state.attempts += 1
     payload = fetch_payload(instance, get_options())
-    state.fetch_count += 1
     cache = getattr(instance, "jwk_set_cache", None)
     if cache is not None:
         cache.put(payload)
