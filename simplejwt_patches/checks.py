@@ -29,11 +29,12 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from .catalog import REGISTRY
 from .conf import SETTING, Problem, get_options, jwk_url_problems
 from .pins import PINS
 from .versions import pyjwt_caps, simplejwt_version
 
-__all__ = ["check_jwk_url", "check_patches", "check_settings", "check_version"]
+__all__ = ["check_disable", "check_jwk_url", "check_patches", "check_settings", "check_version"]
 
 TAG = "simplejwt_patches"
 
@@ -79,6 +80,43 @@ def check_version(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E01x/W010: ``SIMPLE_JWT_PATCHES`` validation problems, each naming its key."""
     return [_message(p) for p in get_options().problems]
+
+
+@checks.register(TAG)
+def check_disable(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E016/E019: ``DISABLE`` names only known fixers, and none another enabled fixer requires.
+
+    Checked against the whole registry, whatever SimpleJWT release is installed.
+    """
+    import difflib
+
+    disabled = get_options().disable
+    known = REGISTRY.ids()
+    messages: list[checks.CheckMessage] = []
+    for fixer_id in sorted(disabled):
+        if fixer_id not in REGISTRY:
+            close = difflib.get_close_matches(fixer_id, known, n=1)
+            messages.append(
+                checks.Error(
+                    f"{SETTING}['DISABLE']: unknown patch id {fixer_id[:100]!r}.",
+                    hint=f"Did you mean {close[0]!r}?" if close else f"Known ids: {', '.join(known)}.",
+                    obj=SETTING,
+                    id="simplejwt_patches.E016",
+                )
+            )
+            continue
+        for dependent in REGISTRY.required_by(fixer_id):
+            if dependent not in disabled:
+                messages.append(
+                    checks.Error(
+                        f"{SETTING}['DISABLE'] disables {fixer_id}, which {dependent} requires: {dependent} is not "
+                        "applied either.",
+                        hint=f"Also disable {dependent!r}, or stop disabling {fixer_id!r}.",
+                        obj=SETTING,
+                        id="simplejwt_patches.E019",
+                    )
+                )
+    return messages
 
 
 @checks.register(TAG, checks.Tags.security)

@@ -1,10 +1,16 @@
-"""``SIMPLE_JWT_PATCHES``: defaults, validation and the effective options.
+"""``SIMPLE_JWT_PATCHES``: the settings schema, validation and the effective options.
 
-Settings are validated once per value of ``settings.SIMPLE_JWT_PATCHES`` and re-read when Django's
-``setting_changed`` signal names it (``override_settings`` in tests). Every problem becomes a
-:class:`Problem` that :mod:`simplejwt_patches.checks` reports with a stable id; at runtime an
-invalid key falls back to its default (WSGI servers never run system checks, so the shim must
-still behave) and the problem is logged once at ERROR.
+Each setting is declared exactly once, as a :class:`~simplejwt_patches.schema.Setting` attribute
+of :class:`Options`: key, default, validator, system check id, whether its value is secret, and
+a one-line doc. Everything else is derived from those declarations (:data:`SCHEMA`): the
+validated values, ``status()``, the doctor's output, the system checks and the README's settings
+and system-check tables (a test fails when the README differs).
+
+Settings are validated once per value of ``settings.SIMPLE_JWT_PATCHES`` and re-read when
+Django's ``setting_changed`` signal names it (``override_settings`` in tests). Every problem
+becomes a :class:`~simplejwt_patches.schema.Problem` that :mod:`simplejwt_patches.checks` reports
+with the setting's check id; at runtime an invalid value falls back to its default (WSGI
+servers never run system checks, so the shim must still behave) and is logged once at ERROR.
 """
 
 from __future__ import annotations
@@ -16,62 +22,49 @@ import os
 import ssl
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from . import __version__
+from .diagnostics import safe_url
+from .schema import (
+    Invalid,
+    Problem,
+    Report,
+    Setting,
+    boolean,
+    choice,
+    integer,
+    seconds,
+    string_list,
+)
 from .versions import pyjwt_caps
 
 __all__ = [
-    "BUILTIN_SECRET_HEADERS",
-    "DEFAULTS",
+    "HARMLESS_HEADERS",
+    "SCHEMA",
+    "SETTING",
     "Options",
     "Problem",
+    "build_options",
     "get_options",
+    "jwk_url_problems",
     "mask_headers",
     "reset_options",
+    "settings_markdown",
 ]
 
 logger = logging.getLogger("simplejwt_patches.conf")
 
 SETTING = "SIMPLE_JWT_PATCHES"
-BUILTIN_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 MASK = "***"
-
-DEFAULTS: dict[str, Any] = {
-    "JWKS_HEADERS": {},
-    "JWKS_SECRET_HEADERS": (),
-    "JWKS_TIMEOUT": 5.0,
-    "JWKS_CA_BUNDLE": None,
-    "JWKS_SSL_CONTEXT": None,
-    "JWKS_PROXY": None,
-    "JWKS_CACHE_LIFESPAN": 300.0,
-    "JWKS_FOLLOW_REDIRECTS": False,
-    "JWKS_MAX_BYTES": 256 * 1024,
-    "UNKNOWN_VERSION": "warn",
-    "DISABLE": (),
-    "EXPOSE_ERROR_DETAIL": None,
-    "JWKS_REFETCH_COOLDOWN": 30.0,
-    "JWKS_STALE_IF_ERROR": 3600.0,
-    "JWKS_REFRESH_AHEAD": 30.0,
-    "JWKS_CACHE_MIN": 60.0,
-    "JWKS_CACHE_MAX": 86400.0,
-    "JWKS_SHARED_CACHE": None,
-    "JWKS_FAILURE_STATUS": 401,
-}
+#: Request headers whose values are shown in logs, ``status()`` and the doctor. Every other
+#: header a user configures may carry a credential (API keys, tokens, cookies), so it is masked.
+HARMLESS_HEADERS = frozenset(
+    {"user-agent", "accept", "accept-language", "accept-encoding", "cache-control", "pragma", "x-request-id"}
+)
 
 UnknownVersionPolicy = Literal["warn", "error", "latest"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A settings problem; ``id`` is the system check id suffix (e.g. ``E011``)."""
-
-    id: str
-    key: str
-    msg: str
-    hint: str | None = None
 
 
 def default_user_agent() -> str:
@@ -80,43 +73,307 @@ def default_user_agent() -> str:
     return f"simplejwt-patches/{__version__} PyJWT/{pyjwt or 'unknown'}"
 
 
-@dataclass(frozen=True)
-class Options:
-    """Effective, validated options (invalid keys already replaced by their defaults)."""
+def mask_headers(headers: Mapping[str, str], secret: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Copy of ``headers`` with every value masked unless the header is harmless (names are kept)."""
+    return {k: (MASK if _is_secret(k, secret) else v) for k, v in headers.items()}
 
-    headers: Mapping[str, str]
-    secret_headers: frozenset[str]
-    timeout: float
-    ca_bundle: str | None
-    ssl_context: ssl.SSLContext | None
-    proxy: str | None
-    cache_lifespan: float
-    follow_redirects: bool
-    max_bytes: int
-    unknown_version: UnknownVersionPolicy
-    disable: frozenset[str]
-    expose_error_detail: bool = False
-    refetch_cooldown: float = 30.0
-    stale_if_error: float = 3600.0
-    refresh_ahead: float = 30.0
-    cache_min: float = 60.0
-    cache_max: float = 86400.0
-    shared_cache: str | None = None
-    failure_status: int = 401
-    problems: tuple[Problem, ...] = field(default=())
+
+def _is_secret(name: str, extra: frozenset[str]) -> bool:
+    lowered = name.lower()
+    return lowered in extra or lowered not in HARMLESS_HEADERS
+
+
+# -- validators of single settings -------------------------------------------------------------
+
+
+def _headers(value: Any, report: Report) -> dict[str, str]:
+    merged: dict[str, str] = {
+        "User-Agent": default_user_agent(),
+        "Accept": "application/jwk-set+json, application/json",
+    }
+    if not isinstance(value, Mapping):
+        raise Invalid(f"must be a dict of header name to value, got {type(value).__name__}.")
+    lower = {k.lower(): k for k in merged}
+    for name, val in value.items():
+        if not isinstance(name, str) or not isinstance(val, str):
+            shown = name if isinstance(name, str) else type(name).__name__
+            report(f"header names and values must be strings; {shown!r} is not sent.")
+            continue
+        if any(c in name for c in "\r\n:") or not name.strip() or any(c in val for c in "\r\n"):
+            # Never echo the value: it may be a secret.
+            report(
+                f"header {name.strip()[:60]!r} contains CR, LF or ':' in its name or CR/LF in its value "
+                "(header injection); it is not sent."
+            )
+            continue
+        merged.pop(lower.get(name.lower(), name), None)
+        merged[name] = val
+    return merged
+
+
+def _render_headers(value: dict[str, str], options: Options) -> dict[str, str]:
+    return options.masked_headers()
+
+
+def _secret_headers(value: Any, report: Report) -> frozenset[str]:
+    return frozenset(v.lower() for v in string_list(value, report))
+
+
+def _ca_bundle(value: Any, report: Report) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise Invalid(f"must be a path to a PEM file, got {type(value).__name__}.")
+    path = os.fspath(value)
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise Invalid(
+            f"cannot load CA bundle {path!r}: {exc.__class__.__name__}: {exc}.",
+            "Point it at a readable PEM file with the identity provider's CA certificate(s).",
+        ) from exc
+    return str(path)
+
+
+def _ssl_context(value: Any, report: Report) -> ssl.SSLContext | None:
+    if value is None or isinstance(value, ssl.SSLContext):
+        return value
+    if not isinstance(value, str):
+        raise Invalid(f"must be an ssl.SSLContext or a dotted path to a factory, got {type(value).__name__}.")
+    from django.utils.module_loading import import_string
+
+    try:
+        ctx = import_string(value)()
+    except Exception as exc:
+        raise Invalid(f"calling {value!r} failed: {exc.__class__.__name__}: {exc}.") from exc
+    if not isinstance(ctx, ssl.SSLContext):
+        raise Invalid(f"{value!r} returned {type(ctx).__name__}, not ssl.SSLContext.")
+    return ctx
+
+
+def _render_ssl_context(value: ssl.SSLContext | None, options: Options) -> str | None:
+    if value is not None:
+        return "custom"
+    return "from JWKS_CA_BUNDLE" if options.ca_bundle else None
+
+
+def _proxy(value: Any, report: Report) -> str | None:
+    if value is None or value == "":
+        return value  # type: ignore[no-any-return]
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        raise Invalid(
+            "must be None (use the environment's proxy settings), '' (no proxy) or an http(s)://host:port URL."
+        )
+    return value
+
+
+def _render_proxy(value: str | None, options: Options) -> str | None:
+    return safe_url(value) if value else value
+
+
+def _expose_error_detail(value: Any, report: Report) -> bool:
+    if value is None:  # follow DEBUG: on in development, off in production
+        from django.conf import settings
+
+        return bool(getattr(settings, "DEBUG", False))
+    if not isinstance(value, bool):
+        raise Invalid(f"must be True, False or None (follow DEBUG), got {value!r}.")
+    return value
+
+
+def _shared_cache(value: Any, report: Report) -> str | None:
+    if value is None:
+        return None
+    from django.conf import settings
+
+    aliases = list(getattr(settings, "CACHES", {}) or {"default": {}})
+    if not isinstance(value, str) or value not in aliases:
+        raise Invalid(f"must be None or the alias of a cache in settings.CACHES ({aliases}), got {value!r}.")
+    return value
+
+
+def _disable(value: Any, report: Report) -> frozenset[str]:
+    # Ids are checked against the whole fixer registry by the system checks (simplejwt_patches.E016):
+    # the registry is not needed to read settings, so settings can be read at any time.
+    return frozenset(string_list(value, report))
+
+
+class Options:
+    """Effective, validated options; the class body is the settings schema (:data:`SCHEMA`)."""
+
+    __slots__ = ("_values", "problems")
+    _values: dict[str, Any]
+    problems: tuple[Problem, ...]
+
+    headers = Setting(
+        "JWKS_HEADERS", {}, _headers, "E012", secret=True, render=_render_headers,
+        doc="headers merged over the defaults `User-Agent: simplejwt-patches/<v> PyJWT/<v>` and `Accept: "
+        "application/jwk-set+json, application/json` (case-insensitive override); values are masked in logs, "
+        "`status()` and the doctor unless the header is harmless (User-Agent, Accept, ...); CR/LF is refused",
+    )  # fmt: skip
+    secret_headers = Setting(
+        "JWKS_SECRET_HEADERS", (), _secret_headers, "E011", render=lambda v, o: sorted(v),
+        doc="header names whose values are masked even where they look harmless (every header outside "
+        "User-Agent, Accept, Accept-Language, Accept-Encoding, Cache-Control, Pragma, X-Request-Id is masked anyway)",
+    )  # fmt: skip
+    timeout = Setting(
+        "JWKS_TIMEOUT", 5.0, seconds(maximum=300), "E011",
+        doc="seconds for the JWKS request (PyJWT: 30, or none before 2.7) - it runs on the request path",
+    )  # fmt: skip
+    ca_bundle = Setting(
+        "JWKS_CA_BUNDLE", None, _ca_bundle, "E013", doc="path to a PEM file of CAs to trust for the JWKS URL"
+    )
+    ssl_context = Setting(
+        "JWKS_SSL_CONTEXT", None, _ssl_context, "E014", render=_render_ssl_context,
+        doc="an `ssl.SSLContext`, or the dotted path to a zero-argument factory returning one",
+    )  # fmt: skip
+    proxy = Setting(
+        "JWKS_PROXY", None, _proxy, "E011", secret=True, render=_render_proxy,
+        doc='`None`: the environment\'s proxy settings (urllib\'s behaviour); `""`: no proxy; `"http://host:port"`: '
+        "this proxy (credentials in it are never shown)",
+    )  # fmt: skip
+    cache_lifespan = Setting(
+        "JWKS_CACHE_LIFESPAN", 300.0, seconds(maximum=86400 * 30), "E011",
+        doc="seconds a fetched key set is trusted (PyJWT's default; tune to your rotation policy)",
+    )  # fmt: skip
+    follow_redirects = Setting(
+        "JWKS_FOLLOW_REDIRECTS", False, boolean, "E011",
+        doc="a JWKS URL that redirects is a misconfiguration or an attack; PyJWT 2.14+ refuses them too; when "
+        "allowed, https is never downgraded to http",
+    )  # fmt: skip
+    max_bytes = Setting(
+        "JWKS_MAX_BYTES", 256 * 1024, integer(minimum=1, maximum=64 * 1024 * 1024), "E011",
+        doc="a Keycloak key set is ~3 KiB (2 keys with certificates) and large multi-tenant sets stay below "
+        "100 KiB; 256 KiB - 5x Nimbus' 50 KiB cap - leaves headroom for many `x5c` chains while bounding memory "
+        "and parse time of a hostile or broken response",
+    )  # fmt: skip
+    unknown_version = Setting[UnknownVersionPolicy](
+        "UNKNOWN_VERSION", "warn", choice("warn", "error", "latest"), "E015",
+        doc='unpinned SimpleJWT: `"warn"` skips patching (W001), `"error"` refuses to start (E001), `"latest"` '
+        "applies the newest patch set (W002)",
+    )  # fmt: skip
+    disable = Setting(
+        "DISABLE", (), _disable, "E016",
+        doc="patch ids to skip (see the compatibility table); an unknown id, or one another applied patch "
+        "requires (E019), is an error",
+    )  # fmt: skip
+    expose_error_detail = Setting(
+        "EXPOSE_ERROR_DETAIL", None, _expose_error_detail, "E011",
+        doc="add each failure's short reason, from a fixed vocabulary (e.g. `\"the identity provider's key set "
+        "endpoint answered HTTP 403\"`), as `reason` to the 401 body's `messages`; `None` follows `DEBUG`",
+    )  # fmt: skip
+    refetch_cooldown = Setting(
+        "JWKS_REFETCH_COOLDOWN", 30.0, seconds(zero=True, maximum=86400), "E011",
+        doc="an unknown kid refetches at most once per this many seconds, counting every attempt (failed ones "
+        "too); also the retry interval after a failed fetch. 30 s is Nimbus' and PyJWT 2.14's window",
+    )  # fmt: skip
+    stale_if_error = Setting(
+        "JWKS_STALE_IF_ERROR", 3600.0, seconds(zero=True, maximum=86400 * 7), "E011",
+        doc="seconds past expiry during which the last good key set keeps serving while refreshes fail (WARNING "
+        "once per cooldown); then fail closed; `0` fails closed at expiry",
+    )  # fmt: skip
+    refresh_ahead = Setting(
+        "JWKS_REFRESH_AHEAD", 30.0, seconds(zero=True, maximum=86400), "E011",
+        doc="refresh in the background this many seconds before expiry (at most half the lifetime); `0` "
+        "disables. Expired sets are refreshed in the background anyway (stale-while-revalidate)",
+    )  # fmt: skip
+    cache_min = Setting(
+        "JWKS_CACHE_MIN", 60.0, seconds(maximum=86400 * 30), "E011",
+        doc="lower bound for the IdP's `Cache-Control: max-age` (`no-store` uses it and is never shared); must "
+        "not exceed `JWKS_CACHE_MAX`",
+    )  # fmt: skip
+    cache_max = Setting(
+        "JWKS_CACHE_MAX", 86400.0, seconds(maximum=86400 * 30), "E011",
+        doc="upper bound for the IdP's `Cache-Control: max-age`; without `max-age` (Keycloak sends `no-cache`) "
+        "`JWKS_CACHE_LIFESPAN` applies",
+    )  # fmt: skip
+    shared_cache = Setting(
+        "JWKS_SHARED_CACHE", None, _shared_cache, "E018",
+        doc="a Django cache alias (e.g. Redis): the key set is shared by every process of every host, one fetch "
+        "per lifespan for the fleet; a broken cache falls back to per-process fetching (logged once)",
+    )  # fmt: skip
+    failure_status = Setting(
+        "JWKS_FAILURE_STATUS", 401, choice(401, 503), "E011",
+        doc="`503` answers JWKS outages with `503 Service Unavailable` + `Retry-After` so clients retry instead "
+        "of logging users out; token problems stay 401",
+    )  # fmt: skip
+
+    def __init__(self, values: Mapping[str, Any], problems: tuple[Problem, ...] = ()) -> None:
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "problems", problems)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Options are read-only")
+
+    def value(self, key: str) -> Any:
+        """The effective value of the setting ``key``."""
+        return self._values[key]
 
     def is_secret(self, header: str) -> bool:
         """Whether a header's value must never be printed or logged."""
-        return header.lower() in self.secret_headers
+        return _is_secret(header, self.secret_headers)
 
     def masked_headers(self) -> dict[str, str]:
-        """Headers as they are sent, secret values replaced by ``***``."""
+        """Headers as they are sent, every value that may be a credential replaced by ``***``."""
         return mask_headers(self.headers, self.secret_headers)
 
+    def shown(self) -> dict[str, Any]:
+        """Every setting as it may be shown (``status()``, the doctor): secrets masked."""
+        return {s.attr: s.show(self) for s in SCHEMA}
 
-def mask_headers(headers: Mapping[str, str], secret: frozenset[str]) -> dict[str, str]:
-    """Copy of ``headers`` whose secret values are masked (names are kept)."""
-    return {k: (MASK if k.lower() in secret else v) for k, v in headers.items()}
+
+#: Every setting, in declaration order.
+SCHEMA: tuple[Setting[Any], ...] = tuple(v for v in vars(Options).values() if isinstance(v, Setting))
+_BY_KEY = {s.key: s for s in SCHEMA}
+
+
+def _cross_checks(values: dict[str, Any], problems: list[Problem]) -> None:
+    """Rules that involve two settings (reported under the first one's check id)."""
+    if values["JWKS_CA_BUNDLE"] and values["JWKS_SSL_CONTEXT"] is not None:
+        problems.append(
+            Problem(
+                "E017", "JWKS_SSL_CONTEXT",
+                f"{SETTING}['JWKS_CA_BUNDLE'] and {SETTING}['JWKS_SSL_CONTEXT'] are both set; set one (the context "
+                "wins).",
+            )
+        )  # fmt: skip
+    if values["JWKS_SSL_CONTEXT"] is None and values["JWKS_CA_BUNDLE"]:
+        values["JWKS_SSL_CONTEXT"] = ssl.create_default_context(cafile=values["JWKS_CA_BUNDLE"])
+    low, high = values["JWKS_CACHE_MIN"], values["JWKS_CACHE_MAX"]
+    if low > high:
+        setting = _BY_KEY["JWKS_CACHE_MIN"]
+        problems.append(
+            Problem(setting.check, setting.key, f"{SETTING}['JWKS_CACHE_MIN'] must not exceed JWKS_CACHE_MAX "
+                    f"({low!r} > {high!r}); both fall back to their defaults.")
+        )  # fmt: skip
+        values["JWKS_CACHE_MIN"] = setting.fallback()
+        values["JWKS_CACHE_MAX"] = _BY_KEY["JWKS_CACHE_MAX"].fallback()
+
+
+def build_options(raw: object) -> Options:
+    """Validate a raw ``SIMPLE_JWT_PATCHES`` value (anything) into :class:`Options`; never raises."""
+    problems: list[Problem] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.append(
+            Problem("E010", SETTING, f"{SETTING} must be a dict, got {type(raw).__name__}; defaults are used.")
+        )
+        raw = {}
+    for key in raw:
+        if key not in _BY_KEY:
+            close = difflib.get_close_matches(str(key), list(_BY_KEY), n=1)
+            problems.append(
+                Problem(
+                    "W010",
+                    str(key)[:100],
+                    f"{SETTING} has an unknown key {str(key)[:100]!r}; it is ignored.",
+                    f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(_BY_KEY)}.",
+                )
+            )
+    values = {s.key: s.validate(raw.get(s.key, s.default), problems, present=s.key in raw) for s in SCHEMA}
+    _cross_checks(values, problems)
+    return Options(values, tuple(problems))
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -136,277 +393,22 @@ def jwk_url_problems(jwk_url: object) -> list[Problem]:
         return []
     if not isinstance(jwk_url, str):
         return [Problem("E030", "JWK_URL", f"SIMPLE_JWT['JWK_URL'] must be a string, got {type(jwk_url).__name__}.")]
-    parts = urlsplit(jwk_url)
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname)):
+    try:
+        parts = urlsplit(jwk_url)
+        host = parts.hostname
+    except ValueError:
+        return [Problem("E030", "JWK_URL", "SIMPLE_JWT['JWK_URL'] is not a valid URL.")]
+    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
         return []
     return [
         Problem(
             "W020",
             "JWK_URL",
-            f"SIMPLE_JWT['JWK_URL'] uses {parts.scheme or 'no'} scheme ({parts.scheme}://{parts.hostname}"
-            "...): signing keys fetched without TLS can be replaced in transit.",
+            f"SIMPLE_JWT['JWK_URL'] uses {parts.scheme or 'no'} scheme ({safe_url(jwk_url)}): signing keys fetched "
+            "without TLS can be replaced in transit.",
             "Use the identity provider's https:// JWKS URL.",
         )
     ]
-
-
-class _Builder:
-    """Validates one raw settings dict; collects problems, falls back to defaults."""
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.raw = raw
-        self.problems: list[Problem] = []
-
-    def error(self, pid: str, key: str, msg: str, hint: str | None = None) -> None:
-        self.problems.append(Problem(pid, key, f"{SETTING}['{key}']: {msg}", hint))
-
-    def get(self, key: str) -> Any:
-        return self.raw.get(key, DEFAULTS[key])
-
-    def number(self, key: str, *, integer: bool = False, zero: bool = False) -> Any:
-        value = self.get(key)
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value < 0 or (value == 0 and not zero):
-            what = "a positive integer" if integer else "a positive number of seconds"
-            if zero:
-                what = "a number of seconds >= 0"
-            self.error("E011", key, f"must be {what}, got {value!r}.")
-            return DEFAULTS[key]
-        return value if integer else float(value)
-
-    def headers(self) -> dict[str, str]:
-        value = self.get("JWKS_HEADERS")
-        merged: dict[str, str] = {
-            "User-Agent": default_user_agent(),
-            "Accept": "application/jwk-set+json, application/json",
-        }
-        if not isinstance(value, Mapping):
-            self.error("E011", "JWKS_HEADERS", f"must be a dict of header name to value, got {type(value).__name__}.")
-            return merged
-        lower = {k.lower(): k for k in merged}
-        for name, val in value.items():
-            if not isinstance(name, str) or not isinstance(val, str):
-                self.error(
-                    "E011",
-                    "JWKS_HEADERS",
-                    f"header names and values must be strings; {name!r} is not usable.",
-                )
-                continue
-            if any(c in name for c in "\r\n:") or not name.strip() or any(c in val for c in "\r\n"):
-                # Never echo the value: it may be a secret.
-                self.error(
-                    "E012",
-                    "JWKS_HEADERS",
-                    f"header {name!r} contains CR, LF or ':' in its name or CR/LF in its value "
-                    "(header injection); it is not sent.",
-                )
-                continue
-            merged.pop(lower.get(name.lower(), name), None)
-            merged[name] = val
-        return merged
-
-    def secret_headers(self) -> frozenset[str]:
-        value = self.get("JWKS_SECRET_HEADERS")
-        if (
-            isinstance(value, str)
-            or not isinstance(value, (list, tuple, set, frozenset))
-            or not all(isinstance(v, str) for v in value)
-        ):
-            self.error("E011", "JWKS_SECRET_HEADERS", f"must be a list of header names, got {value!r}.")
-            return BUILTIN_SECRET_HEADERS
-        return BUILTIN_SECRET_HEADERS | {v.lower() for v in value}
-
-    def ca_bundle(self) -> str | None:
-        value = self.get("JWKS_CA_BUNDLE")
-        if value is None:
-            return None
-        if not isinstance(value, (str, os.PathLike)):
-            self.error("E011", "JWKS_CA_BUNDLE", f"must be a path to a PEM file, got {type(value).__name__}.")
-            return None
-        path = os.fspath(value)
-        try:
-            ssl.create_default_context(cafile=path)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            self.error(
-                "E013",
-                "JWKS_CA_BUNDLE",
-                f"cannot load CA bundle {path!r}: {exc.__class__.__name__}: {exc}.",
-                "Point it at a readable PEM file with the identity provider's CA certificate(s).",
-            )
-            return None
-        return str(path)
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        value = self.get("JWKS_SSL_CONTEXT")
-        if value is None or isinstance(value, ssl.SSLContext):
-            return value
-        if not isinstance(value, str):
-            self.error(
-                "E011",
-                "JWKS_SSL_CONTEXT",
-                f"must be an ssl.SSLContext or a dotted path to a factory, got {type(value).__name__}.",
-            )
-            return None
-        from django.utils.module_loading import import_string
-
-        try:
-            factory = import_string(value)
-            ctx = factory()
-        except Exception as exc:  # noqa: BLE001 - reported as a check error naming the key
-            self.error("E014", "JWKS_SSL_CONTEXT", f"calling {value!r} failed: {exc.__class__.__name__}: {exc}.")
-            return None
-        if not isinstance(ctx, ssl.SSLContext):
-            self.error("E014", "JWKS_SSL_CONTEXT", f"{value!r} returned {type(ctx).__name__}, not ssl.SSLContext.")
-            return None
-        return ctx
-
-    def proxy(self) -> str | None:
-        value = self.get("JWKS_PROXY")
-        if value is None:
-            return None
-        if value == "":
-            return ""
-        if (
-            not isinstance(value, str)
-            or urlsplit(value).scheme not in ("http", "https")
-            or not urlsplit(value).hostname
-        ):
-            self.error(
-                "E011",
-                "JWKS_PROXY",
-                "must be None (use the environment's proxy settings), '' (no proxy) or an http(s)://host:port URL.",
-            )
-            return None
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.get(key)
-        if not isinstance(value, bool):
-            self.error("E011", key, f"must be True or False, got {value!r}.")
-            return bool(DEFAULTS[key])
-        return value
-
-    def expose_error_detail(self) -> bool:
-        value = self.get("EXPOSE_ERROR_DETAIL")
-        if value is None:  # follow DEBUG: on in development, off in production
-            from django.conf import settings
-
-            return bool(getattr(settings, "DEBUG", False))
-        if not isinstance(value, bool):
-            self.error("E011", "EXPOSE_ERROR_DETAIL", f"must be True, False or None (follow DEBUG), got {value!r}.")
-            return False
-        return value
-
-    def cache_bounds(self) -> dict[str, float]:
-        low, high = self.number("JWKS_CACHE_MIN"), self.number("JWKS_CACHE_MAX")
-        if low > high:
-            self.error("E011", "JWKS_CACHE_MIN", f"must not exceed JWKS_CACHE_MAX ({low!r} > {high!r}).")
-            low, high = DEFAULTS["JWKS_CACHE_MIN"], DEFAULTS["JWKS_CACHE_MAX"]
-        return {"cache_min": low, "cache_max": high}
-
-    def shared_cache(self) -> str | None:
-        value = self.get("JWKS_SHARED_CACHE")
-        if value is None:
-            return None
-        from django.conf import settings
-
-        aliases = list(getattr(settings, "CACHES", {}) or {"default": {}})
-        if not isinstance(value, str) or value not in aliases:
-            self.error(
-                "E018",
-                "JWKS_SHARED_CACHE",
-                f"must be None or the alias of a cache in settings.CACHES ({aliases}), got {value!r}.",
-            )
-            return None
-        return value
-
-    def failure_status(self) -> int:
-        value = self.get("JWKS_FAILURE_STATUS")
-        if value not in (401, 503) or isinstance(value, bool):
-            self.error("E011", "JWKS_FAILURE_STATUS", f"must be 401 or 503, got {value!r}.")
-            return 401
-        return int(value)
-
-    def unknown_version(self) -> UnknownVersionPolicy:
-        value = self.get("UNKNOWN_VERSION")
-        if value not in ("warn", "error", "latest"):
-            self.error("E015", "UNKNOWN_VERSION", f"must be 'warn', 'error' or 'latest', got {value!r}.")
-            return "warn"
-        return value  # type: ignore[no-any-return]
-
-    def disable(self) -> frozenset[str]:
-        from .registry import REGISTRY
-
-        value = self.get("DISABLE")
-        if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
-            self.error("E011", "DISABLE", f"must be a list of patch ids, got {value!r}.")
-            return frozenset()
-        known = set(REGISTRY.ids())
-        for pid in value:
-            if pid not in known:
-                close = difflib.get_close_matches(str(pid), sorted(known), n=1)
-                self.error(
-                    "E016",
-                    "DISABLE",
-                    f"unknown patch id {pid!r}.",
-                    f"Did you mean {close[0]!r}?" if close else f"Known ids: {', '.join(sorted(known))}.",
-                )
-        return frozenset(v for v in value if v in known)
-
-    def build(self) -> Options:
-        for key in self.raw:
-            if key not in DEFAULTS:
-                close = difflib.get_close_matches(str(key), list(DEFAULTS), n=1)
-                self.problems.append(
-                    Problem(
-                        "W010",
-                        str(key),
-                        f"{SETTING} has an unknown key {key!r}; it is ignored.",
-                        f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(DEFAULTS)}.",
-                    )
-                )
-        ca_bundle = self.ca_bundle()
-        ctx = self.ssl_context()
-        if ca_bundle and ctx is not None:
-            self.error(
-                "E017",
-                "JWKS_SSL_CONTEXT",
-                "JWKS_CA_BUNDLE and JWKS_SSL_CONTEXT are both set; set one (the context wins).",
-            )
-        if ctx is None and ca_bundle:
-            ctx = ssl.create_default_context(cafile=ca_bundle)
-        return Options(
-            headers=self.headers(),
-            secret_headers=self.secret_headers(),
-            timeout=self.number("JWKS_TIMEOUT"),
-            ca_bundle=ca_bundle,
-            ssl_context=ctx,
-            proxy=self.proxy(),
-            cache_lifespan=self.number("JWKS_CACHE_LIFESPAN"),
-            follow_redirects=self.boolean("JWKS_FOLLOW_REDIRECTS"),
-            max_bytes=self.number("JWKS_MAX_BYTES", integer=True),
-            unknown_version=self.unknown_version(),
-            disable=self.disable(),
-            expose_error_detail=self.expose_error_detail(),
-            refetch_cooldown=self.number("JWKS_REFETCH_COOLDOWN", zero=True),
-            stale_if_error=self.number("JWKS_STALE_IF_ERROR", zero=True),
-            refresh_ahead=self.number("JWKS_REFRESH_AHEAD", zero=True),
-            **self.cache_bounds(),
-            shared_cache=self.shared_cache(),
-            failure_status=self.failure_status(),
-            problems=tuple(self.problems),
-        )
-
-
-def build_options(raw: object) -> Options:
-    """Validate a raw ``SIMPLE_JWT_PATCHES`` value (anything) into :class:`Options`."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        options = _Builder({}).build()
-        problem = Problem("E010", SETTING, f"{SETTING} must be a dict, got {type(raw).__name__}; defaults are used.")
-        return Options(**{**options.__dict__, "problems": (problem, *options.problems)})
-    return _Builder(raw).build()
 
 
 _lock = threading.Lock()
@@ -436,3 +438,12 @@ def reset_options(**_: Any) -> None:
     global _cached
     with _lock:
         _cached = None
+
+
+def settings_markdown() -> str:
+    """The README's settings table, generated from :data:`SCHEMA`."""
+    lines = ["| key | default | check id | secret | meaning |", "|---|---|---|---|---|"]
+    for s in SCHEMA:
+        secret = "masked" if s.secret else ""
+        lines.append(f"| `{s.key}` | `{s.default!r}` | `simplejwt_patches.{s.check}` | {secret} | {s.doc} |")
+    return "\n".join(lines)

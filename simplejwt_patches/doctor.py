@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
-from .conf import Options, get_options
+from .conf import SCHEMA, Options, get_options
 from .diagnostics import classify, describe, fingerprint, redact, safe_url, segment_json
 from .jwks import cache_lifetime, http_get, parse_key_set
 from .versions import distribution_version
@@ -454,14 +454,9 @@ def render_text(report: Report) -> str:
     for fid, state in p["fixers"].items():
         out.append(f"  - {fid}: {state}")
     o = report.jwks_options
-    out.append(
-        f"JWKS client options: headers={o['headers']} timeout={o['timeout']}s ca_bundle={o['ca_bundle']} "
-        f"ssl_context={o['ssl_context']} proxy={o['proxy']!r} cache_lifespan={o['cache_lifespan']}s "
-        f"follow_redirects={o['follow_redirects']} max_bytes={o['max_bytes']} "
-        f"refetch_cooldown={o['refetch_cooldown']}s stale_if_error={o['stale_if_error']}s "
-        f"refresh_ahead={o['refresh_ahead']}s cache_bounds={o['cache_bounds']} shared_cache={o['shared_cache']!r} "
-        f"failure_status={o['failure_status']}"
-    )
+    out.append("JWKS client options (SIMPLE_JWT_PATCHES): " + ", ".join(
+        f"{s.key}={o[s.attr]!r}" for s in SCHEMA if s.attr in o
+    ))  # fmt: skip
     j = report.jwks
     if j is None:
         out.append("JWKS: SIMPLE_JWT['JWK_URL'] is not set")

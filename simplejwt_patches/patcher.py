@@ -21,9 +21,10 @@ from typing import Any
 
 import wrapt
 
+from .catalog import REGISTRY
 from .conf import get_options
 from .pins import Pin, find_pin, latest_pin
-from .registry import REGISTRY, Fixer
+from .registry import Fixer, Patch
 from .versions import distribution_version, pyjwt_caps, simplejwt_version
 
 __all__ = ["Change", "FixerStatus", "Status", "apply", "changes", "is_applied", "revert", "status"]
@@ -69,6 +70,8 @@ class FixerStatus:
     state: str  # applied | skipped | disabled | failed
     reason: str
     summary: str
+    kind: str = ""
+    selected_by: str = ""  # how the fixer came to be in the patch set
 
 
 @dataclass(frozen=True)
@@ -123,31 +126,77 @@ def _select_pin() -> tuple[Pin | None, str]:
     return None, f"SimpleJWT {version} is not pinned; not patched (UNKNOWN_VERSION={policy!r})"
 
 
-def _install(fixer: Fixer) -> FixerStatus:
+def _dependency_order(fixers: list[Fixer]) -> list[Fixer]:
+    """``fixers`` with every requirement before the fixers requiring it (stable otherwise)."""
+    by_id = {fx.id: fx for fx in fixers}
+    ordered: list[Fixer] = []
+    seen: set[str] = set()
+
+    def visit(fx: Fixer) -> None:
+        if fx.id in seen:
+            return
+        seen.add(fx.id)
+        for needed in fx.requires:
+            if needed in by_id:
+                visit(by_id[needed])
+        ordered.append(fx)
+
+    for fx in fixers:
+        visit(fx)
+    return ordered
+
+
+def _install(fixer: Fixer, selected_by: str = "", states: dict[str, FixerStatus] | None = None) -> FixerStatus:
+    """Wrap every target of ``fixer`` (all or none); ``states`` holds the fixers handled so far."""
+
     def status(state: str, reason: str) -> FixerStatus:
-        return FixerStatus(fixer.id, fixer.target, state, reason, fixer.summary)
+        return FixerStatus(fixer.id, fixer.target, state, reason, fixer.summary, fixer.kind, selected_by)
 
     if fixer.id in get_options().disable:
         return status("disabled", "listed in SIMPLE_JWT_PATCHES['DISABLE']")
-    try:
-        module = import_module(fixer.module)
-        parent, attribute, original = wrapt.resolve_path(module, fixer.path)
-    except Exception as exc:  # noqa: BLE001 - any failure to find the target skips the fixer
-        return status("skipped", f"cannot resolve {fixer.target}: {exc.__class__.__name__}: {exc}")
-    if getattr(original, _MARK, None) == fixer.id:
-        return status("skipped", f"{fixer.target} is already wrapped by {fixer.id} (not wrapped twice)")
-    shape = fixer.shape_error(original)
-    if shape:
-        return status("skipped", shape)
-    wrapper = wrapt.FunctionWrapper(original, fixer.wrapper)
-    setattr(wrapper, _MARK, fixer.id)
-    change = Change(fixer.id, parent, attribute, attribute in vars(parent), vars(parent).get(attribute), wrapper)
-    try:
-        setattr(parent, attribute, wrapper)
-    except Exception as exc:  # noqa: BLE001 - e.g. a read-only or slotted owner
-        return status("failed", f"cannot set {fixer.target}: {exc.__class__.__name__}: {exc}")
-    _changes.append(change)
-    return status("applied", f"wrapped {fixer.target}")
+    for needed in fixer.requires:
+        got = (states or {}).get(needed)
+        if got is None or got.state != "applied":
+            why = f"it is {got.state}" if got is not None else "it is not in this patch set"
+            return status("skipped", f"requires {needed}, and {why}")
+    resolved: list[tuple[Patch, Any, str, Any]] = []
+    for patch in fixer.patches:
+        try:
+            module = import_module(patch.module)
+            parent, attribute, original = wrapt.resolve_path(module, patch.path)
+        except Exception as exc:  # noqa: BLE001 - any failure to find the target skips the fixer
+            return status("skipped", f"cannot resolve {patch.target}: {exc.__class__.__name__}: {exc}")
+        if _marks(original, fixer.id):
+            return status("skipped", f"{patch.target} is already wrapped by {fixer.id} (not wrapped twice)")
+        shape = patch.shape_error(original)
+        if shape:
+            return status("skipped", shape)
+        resolved.append((patch, parent, attribute, original))
+    done: list[Change] = []
+    for patch, parent, attribute, original in resolved:
+        wrapper = wrapt.FunctionWrapper(original, patch.wrapper)
+        setattr(wrapper, _MARK, fixer.id)
+        change = Change(fixer.id, parent, attribute, attribute in vars(parent), vars(parent).get(attribute), wrapper)
+        try:
+            setattr(parent, attribute, wrapper)
+        except Exception as exc:  # noqa: BLE001 - e.g. a read-only or slotted owner
+            for undone in reversed(done):
+                undone.undo()
+            return status("failed", f"cannot set {patch.target}: {exc.__class__.__name__}: {exc}")
+        done.append(change)
+    _changes.extend(done)
+    return status("applied", "wrapped " + fixer.target)
+
+
+def _marks(obj: Any, fixer_id: str) -> bool:
+    """Whether one of ``fixer_id``'s wrappers is anywhere in the wrapper stack of ``obj``."""
+    for _ in range(64):  # bounded: wrapper stacks are a few deep
+        if getattr(obj, _MARK, None) == fixer_id:
+            return True
+        if not isinstance(obj, wrapt.ObjectProxy):
+            return False
+        obj = obj.__wrapped__
+    return False
 
 
 def apply() -> Status:
@@ -162,15 +211,13 @@ def apply() -> Status:
         if pin is None:
             logger.warning("simplejwt_patches: %s", reason)
         else:
-            from . import patches  # noqa: F401 - registers the fixers
-
-            for fixer_id in pin.fixers:
-                state = _install(REGISTRY.get(fixer_id))
-                _fixer_states[fixer_id] = state
+            for fx in _dependency_order(REGISTRY.for_release(pin.version)):
+                state = _install(fx, reason, _fixer_states)
+                _fixer_states[fx.id] = state
                 if state.state in ("skipped", "failed"):
-                    logger.warning("simplejwt_patches: fixer %s %s: %s", fixer_id, state.state, state.reason)
+                    logger.warning("simplejwt_patches: fixer %s %s: %s", fx.id, state.state, state.reason)
                 else:
-                    logger.debug("simplejwt_patches: fixer %s %s: %s", fixer_id, state.state, state.reason)
+                    logger.debug("simplejwt_patches: fixer %s %s: %s", fx.id, state.state, state.reason)
             from .jwks import adopt_existing_clients
 
             adopt_existing_clients()
@@ -227,23 +274,7 @@ def status() -> Status:
             django=str(django) if django else None,
             patch_set=pin.simplejwt if pin else None,
             patch_set_reason=reason,
-            fixers=tuple(_fixer_states.values()),
+            fixers=tuple(_fixer_states[i] for i in REGISTRY.ids() if i in _fixer_states),
             managed_clients=managed_client_count(),
-            options={
-                "headers": options.masked_headers(),
-                "timeout": options.timeout,
-                "ca_bundle": options.ca_bundle,
-                "ssl_context": "custom" if options.ssl_context is not None else None,
-                "proxy": options.proxy,
-                "cache_lifespan": options.cache_lifespan,
-                "follow_redirects": options.follow_redirects,
-                "max_bytes": options.max_bytes,
-                "refetch_cooldown": options.refetch_cooldown,
-                "stale_if_error": options.stale_if_error,
-                "refresh_ahead": options.refresh_ahead,
-                "cache_bounds": [options.cache_min, options.cache_max],
-                "shared_cache": options.shared_cache,
-                "failure_status": options.failure_status,
-                "pyjwt_capabilities": pyjwt_caps().as_dict(),
-            },
+            options={**options.shown(), "pyjwt_capabilities": pyjwt_caps().as_dict()},
         )

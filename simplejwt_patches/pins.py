@@ -3,7 +3,7 @@
 This module is the single source of truth for three things:
 
 * the runtime: :func:`simplejwt_patches.apply` looks up the installed release here and applies
-  exactly the fixers listed for it (an unknown release is never patched blindly);
+  the fixers whose declared range contains it (an unknown release is never patched blindly);
 * the README compatibility table (``python -m simplejwt_patches.pins --markdown``; a test fails
   when the README's copy differs);
 * the CI matrix (``noxfile.py`` builds one session per :class:`Pin` and per extra environment).
@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from packaging.version import Version
 
 __all__ = [
-    "ALL_FIXERS",
     "EXTRA_ENVS",
     "PINS",
     "PYJWT_BOUNDARIES",
@@ -73,27 +72,16 @@ class Env:
         return reqs
 
 
-# Fixers that apply on every pinned release (see each module's docstring for the why).
-_COMMON = (
-    "pyjwt.client.transport",
-    "pyjwt.client.key-source",
-    "backend.verifying-key.jwks-errors",
-    "token.init.record-failure",
-    "auth.validated-token.cause",
-)
-# Fixers for upstream bugs fixed in a later release (ranges are half-open).
-_BACKEND_CHAIN = ("backend.decode.chain-cause",)  # INCLUDING 5.0.0, EXCLUDING 5.2.1
-_TOKEN_CHAIN = ("token.init.chain-cause",)  # INCLUDING 5.0.0, EXCLUDING 5.5.1
-_FORCE_VERIFY = ("token.init.force-verify",)  # INCLUDING 5.2.1, EXCLUDING 5.2.2
-
-
 @dataclass(frozen=True)
 class Pin:
-    """One released SimpleJWT version and the patch set proven for it."""
+    """One released SimpleJWT version, the dependency set CI proves it with, and what it does.
+
+    Its patch set is not listed here: it is derived from the fixers' own release ranges
+    (:attr:`fixers`), so there is one table of which fixer applies where.
+    """
 
     simplejwt: str
     released: str
-    fixers: tuple[str, ...]
     env: Env
     notes: str = ""
     version: Version = field(init=False, repr=False, compare=False)
@@ -101,12 +89,18 @@ class Pin:
     def __post_init__(self) -> None:
         object.__setattr__(self, "version", Version(self.simplejwt))
 
+    @property
+    def fixers(self) -> tuple[str, ...]:
+        """Ids of the fixers whose release range contains this release, in declaration order."""
+        from .catalog import REGISTRY  # imports the fixers; noxfile.py reads PINS without it
+
+        return tuple(fx.id for fx in REGISTRY.for_release(self.version))
+
 
 PINS: tuple[Pin, ...] = (
     Pin(
         "5.0.0",
         "2021-10",
-        _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
         Env("3.10", "3.2.25", "3.12.4", "2.3.0", wrapt="1.17.3"),
         "PyJWKClientError escapes get_verifying_key (HTTP 500); decode drops the cause; "
         "imports pkg_resources (to 5.3.0)",
@@ -114,63 +108,54 @@ PINS: tuple[Pin, ...] = (
     Pin(
         "5.1.0",
         "2022-03",
-        _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
         Env("3.10", "4.0.10", "3.13.1", "2.3.0"),
         "as 5.0.0; PyJWKClient import guarded",
     ),
     Pin(
         "5.2.0",
         "2022-05",
-        _COMMON + _BACKEND_CHAIN + _TOKEN_CHAIN,
         Env("3.10", "4.0.10", "3.13.1", "2.4.0"),
         "as 5.1.0; get_leeway() added",
     ),
     Pin(
         "5.2.1",
         "2022-07",
-        _COMMON + _TOKEN_CHAIN + _FORCE_VERIFY,
         Env("3.10", "4.1.13", "3.13.1", "2.4.0"),
         "PyJWKClientError caught and chained; decode chains; skips verification when VERIFYING_KEY is None",
     ),
     Pin(
         "5.2.2",
         "2022-10",
-        _COMMON + _TOKEN_CHAIN,
         Env("3.11", "4.1.13", "3.14.0", "2.6.0"),
         "as 5.2.1, verification skip reverted",
     ),
     Pin(
         "5.3.0",
         "2023-08",
-        _COMMON + _TOKEN_CHAIN,
         Env("3.11", "4.2.30", "3.14.0", "2.8.0"),
         "as 5.2.2; last release importing pkg_resources (setuptools<80)",
     ),
     Pin(
         "5.3.1",
         "2023-12",
-        _COMMON + _TOKEN_CHAIN,
         Env("3.12", "5.0.14", "3.14.0", "2.8.0"),
         "as 5.3.0; version read with importlib.metadata",
     ),
     Pin(
         "5.4.0",
         "2025-01",
-        _COMMON + _TOKEN_CHAIN,
         Env("3.12", "5.1.15", "3.15.2", "2.10.1"),
         "as 5.3.1",
     ),
     Pin(
         "5.5.0",
         "2025-02",
-        _COMMON + _TOKEN_CHAIN,
         Env("3.13", "5.1.15", "3.15.2", "2.9.0"),
         "caps PyJWT <2.10; 'Token is invalid' / 'Token is expired' messages",
     ),
     Pin(
         "5.5.1",
         "2025-07",
-        _COMMON,
         Env("3.13", "5.2.19", "3.16.1", "2.15.1"),
         "Token.__init__ chains its cause",
     ),
@@ -191,9 +176,6 @@ PYJWT_BOUNDARIES: tuple[str, ...] = (
 #: Further environments for the newest release: (name, Env).
 EXTRA_ENVS: tuple[tuple[str, Env], ...] = (("django6", Env("3.12", "6.1.3", "3.18.3", "2.15.1")),)
 
-#: Every fixer id any pin uses (the registry must define exactly these).
-ALL_FIXERS: frozenset[str] = frozenset(f for pin in PINS for f in pin.fixers)
-
 
 def find_pin(version: str | Version) -> Pin | None:
     """The pin for exactly this release, or ``None`` for a release nobody proved."""
@@ -210,15 +192,18 @@ def latest_pin() -> Pin:
 
 
 def markdown_table() -> str:
-    """The README compatibility tables, generated from :data:`PINS`."""
-    ids = sorted(ALL_FIXERS)
+    """The README compatibility tables, generated from :data:`PINS` and the fixers' ranges."""
+    from .catalog import REGISTRY
+
+    ids = sorted(REGISTRY.ids())
     lines = [
-        "| patch | " + " | ".join(p.simplejwt for p in PINS) + " |",
-        "|---|" + "---|" * len(PINS),
+        "| patch | kind | " + " | ".join(p.simplejwt for p in PINS) + " |",
+        "|---|---|" + "---|" * len(PINS),
     ]
     for fixer_id in ids:
-        cells = ["✓" if fixer_id in p.fixers else "" for p in PINS]
-        lines.append(f"| `{fixer_id}` | " + " | ".join(cells) + " |")
+        fx = REGISTRY.get(fixer_id)
+        cells = ["✓" if fx.applies_to(p.version) else "" for p in PINS]
+        lines.append(f"| `{fixer_id}` | {fx.kind} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "| SimpleJWT | released | CI: Python / Django / DRF / PyJWT | what the release does |",

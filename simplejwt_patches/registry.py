@@ -1,41 +1,67 @@
-"""Declaring fixers: one decorated wrapper per upstream attribute it changes.
+"""Declaring fixers: what a fixer wraps, which releases it is for, what it requires.
 
-A fixer is a wrapt wrapper ``(wrapped, instance, args, kwargs)`` plus the facts needed to apply
-it safely: the upstream attribute it wraps, the parameters that attribute must have, and the
-SimpleJWT releases it is proven for (a half-open range, commented INCLUDING/EXCLUDING where it
-is declared). PyJWT's capabilities (:func:`simplejwt_patches.versions.pyjwt_caps`) are read
-inside the fixers, where they decide how a patch works.
+A fixer is one or more wrapt wrappers ``(wrapped, instance, args, kwargs)`` (its *patches*, one per
+upstream callable it wraps) plus the facts needed to apply it safely:
 
-The registry refuses a fixer without a docstring (the docstring says *why* the patch exists and
-which upstream release fixed or broke what) and refuses duplicate ids.
+* ``simplejwt``: the half-open range of SimpleJWT releases it applies to, commented
+  INCLUDING/EXCLUDING where it is declared. This range is the **only** table of which fixer
+  applies to which release: the pin table (:mod:`simplejwt_patches.pins`) derives its patch sets
+  from it.
+* ``kind``: :data:`SECURITY`, :data:`FUNCTIONAL` or :data:`DIAGNOSTICS`.
+* ``requires``: the fixers it cannot work without. A fixer may only require fixers at least as
+  critical as itself (a security fix never rides on a diagnostics one); the catalogue refuses
+  anything else when it is built.
+
+The registry refuses a fixer without a docstring (it says *why* the patch exists and which
+upstream release fixed or broke what) and refuses duplicate ids. The fixers themselves are
+declared in :mod:`simplejwt_patches.patches`; :mod:`simplejwt_patches.catalog` imports them all
+before anything can query them.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVar
 
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
-__all__ = ["REGISTRY", "Fixer", "Registry", "WrapperFunc", "fixer"]
+__all__ = [
+    "DIAGNOSTICS",
+    "FUNCTIONAL",
+    "KINDS",
+    "SECURITY",
+    "Fixer",
+    "Kind",
+    "Patch",
+    "Registry",
+    "WrapperFunc",
+    "also",
+    "declared",
+    "fixer",
+]
 
 WrapperFunc = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 F = TypeVar("F", bound=WrapperFunc)
 
+Kind = Literal["security", "functional", "diagnostics"]
+SECURITY: Kind = "security"  # without it, a token that must be rejected is accepted
+FUNCTIONAL: Kind = "functional"  # without it, valid tokens are rejected or requests fail (500, 403, hangs)
+DIAGNOSTICS: Kind = "diagnostics"  # without it, failures are less explained (causes, logs, signals)
+#: Kinds from most to least critical; a fixer may require only fixers of its own rank or above.
+KINDS: tuple[Kind, ...] = (SECURITY, FUNCTIONAL, DIAGNOSTICS)
+
 
 @dataclass(frozen=True)
-class Fixer:
-    """A declared patch."""
+class Patch:
+    """One upstream callable a fixer wraps."""
 
-    id: str
     module: str  # upstream module holding the owner, e.g. "rest_framework_simplejwt.tokens"
     path: str  # dotted attribute path inside it, e.g. "Token.__init__"
     params: tuple[str, ...]  # leading parameter names the upstream callable must have
-    simplejwt: SpecifierSet  # releases this fixer is proven for
     wrapper: WrapperFunc
-    doc: str
 
     @property
     def target(self) -> str:
@@ -43,12 +69,12 @@ class Fixer:
         return f"{self.module}:{self.path}"
 
     @property
-    def summary(self) -> str:
-        """First line of the docstring."""
-        return self.doc.strip().splitlines()[0]
+    def qualname(self) -> str:
+        """``Owner.attribute``, the name system checks and the doctor use."""
+        return self.path
 
     def shape_error(self, original: object) -> str | None:
-        """Why ``original`` is not the callable this fixer was written for, or ``None``."""
+        """Why ``original`` is not the callable this patch was written for, or ``None``."""
         func = getattr(original, "__func__", original)  # staticmethod/classmethod objects
         if not callable(func):
             return f"{self.target} is {type(original).__name__}, not callable"
@@ -61,20 +87,71 @@ class Fixer:
         return None
 
 
+@dataclass(frozen=True)
+class Fixer:
+    """A declared fix: its patches, the releases it applies to and what it needs."""
+
+    id: str
+    kind: Kind
+    simplejwt: SpecifierSet  # releases this fixer applies to (half-open range)
+    patches: tuple[Patch, ...]
+    requires: tuple[str, ...]
+    doc: str
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """``module:Owner.attribute`` of every patch."""
+        return tuple(p.target for p in self.patches)
+
+    @property
+    def target(self) -> str:
+        """The targets joined for display."""
+        return ", ".join(self.targets)
+
+    @property
+    def summary(self) -> str:
+        """First line of the docstring."""
+        return self.doc.strip().splitlines()[0]
+
+    def applies_to(self, version: Version) -> bool:
+        """Whether this fixer's release range contains ``version``."""
+        return self.simplejwt.contains(version, prereleases=True)
+
+
 class Registry:
     """Ordered, duplicate-free collection of fixers."""
 
-    def __init__(self) -> None:
+    def __init__(self, fixers: Iterable[Fixer] = ()) -> None:
         self._fixers: dict[str, Fixer] = {}
+        for fx in fixers:
+            self.register(fx)
 
-    def register(self, fixer: Fixer) -> Fixer:
+    def register(self, fx: Fixer) -> Fixer:
         """Add a fixer; duplicate ids and missing docstrings are programming errors."""
-        if fixer.id in self._fixers:
-            raise ValueError(f"duplicate fixer id {fixer.id!r}")
-        if not fixer.doc or not fixer.doc.strip():
-            raise ValueError(f"fixer {fixer.id!r} needs a docstring saying why it exists")
-        self._fixers[fixer.id] = fixer
-        return fixer
+        if fx.id in self._fixers:
+            raise ValueError(f"duplicate fixer id {fx.id!r}")
+        if not fx.doc or not fx.doc.strip():
+            raise ValueError(f"fixer {fx.id!r} needs a docstring saying why it exists")
+        if fx.kind not in KINDS:
+            raise ValueError(f"fixer {fx.id!r} has unknown kind {fx.kind!r}")
+        self._fixers[fx.id] = fx
+        return fx
+
+    def add_patch(self, fixer_id: str, patch: Patch) -> None:
+        """Give an already registered fixer one more patch."""
+        fx = self.get(fixer_id)
+        self._fixers[fixer_id] = replace(fx, patches=(*fx.patches, patch))
+
+    def validate(self) -> None:
+        """Every requirement exists and is at least as critical as the fixer requiring it."""
+        for fx in self._fixers.values():
+            for needed in fx.requires:
+                if needed not in self._fixers:
+                    raise ValueError(f"fixer {fx.id!r} requires unknown fixer {needed!r}")
+                if KINDS.index(self._fixers[needed].kind) > KINDS.index(fx.kind):
+                    raise ValueError(
+                        f"{fx.kind} fixer {fx.id!r} must not require {self._fixers[needed].kind} fixer {needed!r}"
+                    )
 
     def get(self, fixer_id: str) -> Fixer:
         """The fixer with this id (``KeyError`` when unknown)."""
@@ -84,14 +161,32 @@ class Registry:
         """Ids in registration order."""
         return list(self._fixers)
 
+    def for_release(self, version: Version) -> list[Fixer]:
+        """The fixers whose range contains ``version``, in registration order."""
+        return [fx for fx in self._fixers.values() if fx.applies_to(version)]
+
+    def required_by(self, fixer_id: str) -> list[str]:
+        """Ids of the fixers that require ``fixer_id``."""
+        return [fx.id for fx in self._fixers.values() if fixer_id in fx.requires]
+
     def __iter__(self) -> Iterator[Fixer]:
         return iter(list(self._fixers.values()))
 
     def __len__(self) -> int:
         return len(self._fixers)
 
+    def __contains__(self, fixer_id: object) -> bool:
+        return fixer_id in self._fixers
 
-REGISTRY = Registry()
+
+#: Filled by the ``@fixer`` declarations in :mod:`simplejwt_patches.patches`. Query the complete,
+#: validated registry through :data:`simplejwt_patches.catalog.REGISTRY`, never this one.
+_DECLARED = Registry()
+
+
+def declared() -> Registry:
+    """The declarations made so far (for :mod:`simplejwt_patches.catalog` only)."""
+    return _DECLARED
 
 
 def fixer(
@@ -100,23 +195,38 @@ def fixer(
     target: str,
     params: tuple[str, ...],
     simplejwt: str,
+    kind: Kind,
+    requires: tuple[str, ...] = (),
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
-    """Declare the decorated wrapt wrapper as fixer ``fixer_id`` for ``module:Owner.attr``."""
+    """Declare the decorated wrapt wrapper as fixer ``fixer_id``, patching ``module:Owner.attr``.
+
+    The wrapper's docstring is the fixer's documentation (required).
+    """
     module, _, path = target.partition(":")
 
     def decorate(func: F) -> F:
-        (registry if registry is not None else REGISTRY).register(
+        (registry if registry is not None else _DECLARED).register(
             Fixer(
                 id=fixer_id,
-                module=module,
-                path=path,
-                params=params,
+                kind=kind,
                 simplejwt=SpecifierSet(simplejwt),
-                wrapper=func,
+                patches=(Patch(module, path, params, func),),
+                requires=requires,
                 doc=inspect.getdoc(func) or "",
             )
         )
+        return func
+
+    return decorate
+
+
+def also(fixer_id: str, *, target: str, params: tuple[str, ...], registry: Registry | None = None) -> Callable[[F], F]:
+    """Add the decorated wrapper to fixer ``fixer_id`` as one more patch (applied and reverted with it)."""
+    module, _, path = target.partition(":")
+
+    def decorate(func: F) -> F:
+        (registry if registry is not None else _DECLARED).add_patch(fixer_id, Patch(module, path, params, func))
         return func
 
     return decorate

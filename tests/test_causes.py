@@ -137,3 +137,30 @@ def test_forged_token_rejected_even_with_verifying_key_none(api, idp):
         assert api(idp.mint(key=generate_rsa_key())).status_code == 401
         assert api(idp.mint(expires_in=-60)).status_code == 401
         assert api(idp.mint()).status_code == 200
+
+
+@pytest.mark.fixer("token.init.force-verify")
+def test_force_verify_works_alone_with_the_diagnostics_fixer_disabled(api, idp):
+    """Defect 1 of issue 7: with ``auth.validated-token.cause`` disabled, 5.2.1 accepted forged tokens (200)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    import simplejwt_patches
+    from tests.idp import generate_rsa_key
+
+    overrides = {
+        "SIMPLE_JWT": {**settings.SIMPLE_JWT, "VERIFYING_KEY": None},
+        "SIMPLE_JWT_PATCHES": {**settings.SIMPLE_JWT_PATCHES, "DISABLE": ["auth.validated-token.cause"]},
+    }
+    with override_settings(**overrides):
+        simplejwt_patches.revert()
+        status = simplejwt_patches.apply()
+        try:
+            states = {f.id: f.state for f in status.fixers}
+            assert states.get("auth.validated-token.cause", "disabled") == "disabled"
+            forged = idp.mint(key=generate_rsa_key(), expires_in=-86400)  # attacker's key, the IdP's kid, expired
+            assert api(forged).status_code == 401
+            assert api(idp.mint()).status_code == 200
+        finally:
+            simplejwt_patches.revert()
+    simplejwt_patches.apply()

@@ -15,7 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 import simplejwt_patches
-from simplejwt_patches.checks import check_jwk_url, check_patches, check_settings, check_version
+from simplejwt_patches.checks import check_disable, check_jwk_url, check_patches, check_settings, check_version
 from simplejwt_patches.conf import build_options, get_options
 from simplejwt_patches.pins import PINS
 
@@ -43,26 +43,26 @@ def test_defaults_are_clean():
         ({"JWKS_TIMEOUT": "5"}, "simplejwt_patches.E011", "JWKS_TIMEOUT"),
         ({"JWKS_TIMEOUT": -1}, "simplejwt_patches.E011", "JWKS_TIMEOUT"),
         ({"JWKS_CACHE_LIFESPAN": 0}, "simplejwt_patches.E011", "JWKS_CACHE_LIFESPAN"),
-        ({"JWKS_HEADERS": ["User-Agent"]}, "simplejwt_patches.E011", "JWKS_HEADERS"),
-        ({"JWKS_HEADERS": {"X-Key": 42}}, "simplejwt_patches.E011", "JWKS_HEADERS"),
+        ({"JWKS_HEADERS": ["User-Agent"]}, "simplejwt_patches.E012", "JWKS_HEADERS"),
+        ({"JWKS_HEADERS": {"X-Key": 42}}, "simplejwt_patches.E012", "JWKS_HEADERS"),
         ({"JWKS_HEADERS": {"X-Key": "a\r\nInjected: yes"}}, "simplejwt_patches.E012", "JWKS_HEADERS"),
         ({"JWKS_SECRET_HEADERS": "X-Key"}, "simplejwt_patches.E011", "JWKS_SECRET_HEADERS"),
         ({"JWKS_CA_BUNDLE": "/nonexistent/ca.pem"}, "simplejwt_patches.E013", "JWKS_CA_BUNDLE"),
         ({"JWKS_SSL_CONTEXT": "tests.test_checks.no_such_factory"}, "simplejwt_patches.E014", "JWKS_SSL_CONTEXT"),
         ({"JWKS_SSL_CONTEXT": "tests.test_checks.not_a_context"}, "simplejwt_patches.E014", "JWKS_SSL_CONTEXT"),
-        ({"JWKS_SSL_CONTEXT": 3}, "simplejwt_patches.E011", "JWKS_SSL_CONTEXT"),
+        ({"JWKS_SSL_CONTEXT": 3}, "simplejwt_patches.E014", "JWKS_SSL_CONTEXT"),
         ({"JWKS_PROXY": "proxy:3128"}, "simplejwt_patches.E011", "JWKS_PROXY"),
         ({"JWKS_FOLLOW_REDIRECTS": "yes"}, "simplejwt_patches.E011", "JWKS_FOLLOW_REDIRECTS"),
         ({"JWKS_MAX_BYTES": 1.5}, "simplejwt_patches.E011", "JWKS_MAX_BYTES"),
         ({"UNKNOWN_VERSION": "ignore"}, "simplejwt_patches.E015", "UNKNOWN_VERSION"),
         ({"DISABLE": ["pyjwt.client.transprot"]}, "simplejwt_patches.E016", "DISABLE"),
-        ({"DISABLE": "pyjwt.client.transport"}, "simplejwt_patches.E011", "DISABLE"),
+        ({"DISABLE": "pyjwt.client.transport"}, "simplejwt_patches.E016", "DISABLE"),
         ({"JWKS_TIMOUT": 3}, "simplejwt_patches.W010", "JWKS_TIMOUT"),
     ],
 )
 def test_bad_setting_is_reported_naming_the_key(options, check_id, key):
     with patches(**options):
-        messages = check_settings()
+        messages = check_settings() + check_disable()
         get_options()  # never raises: the bad key falls back to its default
     assert check_id in ids(messages)
     message = next(m for m in messages if m.id == check_id)
@@ -196,3 +196,26 @@ def test_unknown_release_latest_policy(fake_release):
 def test_pinned_release_has_no_version_warning():
     assert check_version() == []
     assert check_patches() == []
+
+
+def test_disabling_a_fixer_another_requires_names_both():
+    """E019: the transport requires the fixer that puts SimpleJWT's client under management."""
+    with patches(DISABLE=["backend.verifying-key.jwks-errors"]):
+        messages = [m for m in check_disable() if m.id == "simplejwt_patches.E019"]
+    assert messages
+    text = " ".join(m.msg for m in messages)
+    assert "backend.verifying-key.jwks-errors" in text and "pyjwt.client.transport" in text
+    with patches(DISABLE=["backend.verifying-key.jwks-errors", "pyjwt.client.transport", "pyjwt.client.key-source"]):
+        assert "simplejwt_patches.E019" not in ids(check_disable())
+
+
+def test_disable_is_judged_against_the_whole_registry_on_any_release():
+    """Defect 4 of issue 7: ids were checked against whatever had been registered when options were first read."""
+    from simplejwt_patches.conf import reset_options
+
+    reset_options()
+    with patches(DISABLE=["token.init.force-verify", "backend.decode.chain-cause"]):
+        status = simplejwt_patches.status()  # reading options first used to poison the cache
+        assert "simplejwt_patches.E016" not in ids(check_disable())
+        assert get_options().disable == frozenset({"token.init.force-verify", "backend.decode.chain-cause"})
+    assert status is not None

@@ -18,9 +18,9 @@ import wrapt
 
 import simplejwt_patches
 from simplejwt_patches import patcher
-from simplejwt_patches.patches import token as token_patches  # noqa: F401 - registers fixers
-from simplejwt_patches.pins import ALL_FIXERS, PINS, find_pin
-from simplejwt_patches.registry import REGISTRY, Fixer, Registry, fixer
+from simplejwt_patches.catalog import REGISTRY
+from simplejwt_patches.pins import PINS, find_pin
+from simplejwt_patches.registry import DIAGNOSTICS, FUNCTIONAL, SECURITY, Fixer, Patch, Registry, also, fixer
 from simplejwt_patches.versions import simplejwt_version
 
 MARK = "_self_simplejwt_patches_fixer"
@@ -32,12 +32,12 @@ def targets() -> dict[tuple[int, str], tuple[Any, str, list[str]]]:
     assert pin is not None
     out: dict[tuple[int, str], tuple[Any, str, list[str]]] = {}
     for fid in pin.fixers:
-        fx = REGISTRY.get(fid)
-        owner_path, _, attr = fx.path.rpartition(".")
-        owner = import_module(fx.module)
-        for part in owner_path.split("."):
-            owner = getattr(owner, part)
-        out.setdefault((id(owner), attr), (owner, attr, []))[2].append(fid)
+        for patch in REGISTRY.get(fid).patches:
+            owner_path, _, attr = patch.path.rpartition(".")
+            owner = import_module(patch.module)
+            for part in owner_path.split("."):
+                owner = getattr(owner, part)
+            out.setdefault((id(owner), attr), (owner, attr, []))[2].append(fid)
     return out
 
 
@@ -125,16 +125,14 @@ def test_revert_leaves_a_foreign_patch_alone(caplog):
         JWTAuthentication.get_validated_token = ours.__wrapped__  # the pristine upstream function
 
 
+def _fixer(fixer_id: str, module: str, path: str, params: tuple[str, ...]) -> Fixer:
+    wrapper = lambda w, i, a, k: w(*a, **k)  # noqa: E731
+    return Fixer(fixer_id, FUNCTIONAL, REGISTRY.get("pyjwt.client.transport").simplejwt,
+                 (Patch(module, path, params, wrapper),), (), "doc")  # fmt: skip
+
+
 def test_fixer_with_a_changed_signature_is_skipped_with_a_reason():
-    fx = Fixer(
-        "test.shape",
-        "rest_framework_simplejwt.tokens",
-        "Token.__init__",
-        ("self", "raw", "verify"),
-        REGISTRY.get("token.init.record-failure").simplejwt,
-        lambda *a: None,
-        "doc",
-    )
+    fx = _fixer("test.shape", "rest_framework_simplejwt.tokens", "Token.__init__", ("self", "raw", "verify"))
     state = patcher._install(fx)
     assert state.state == "skipped"
     assert "expected them to start with ('self', 'raw', 'verify')" in state.reason
@@ -143,29 +141,13 @@ def test_fixer_with_a_changed_signature_is_skipped_with_a_reason():
 @pytest.mark.parametrize("target", ["rest_framework_simplejwt.tokens:Token.no_such_method", "no_such_module_sjp:X.y"])
 def test_missing_target_is_skipped_not_raised(target):
     module, _, path = target.partition(":")
-    fx = Fixer(
-        "test.missing",
-        module,
-        path,
-        ("self",),
-        REGISTRY.get("token.init.record-failure").simplejwt,
-        lambda *a: None,
-        "doc",
-    )
+    fx = _fixer("test.missing", module, path, ("self",))
     state = patcher._install(fx)
     assert state.state == "skipped" and "cannot resolve" in state.reason
 
 
 def test_failed_setattr_is_not_recorded_as_applied():
-    fx = Fixer(
-        "test.builtin",
-        "builtins",
-        "int.bit_length",
-        ("self",),
-        REGISTRY.get("token.init.record-failure").simplejwt,
-        lambda w, i, a, k: w(*a, **k),
-        "doc",
-    )
+    fx = _fixer("test.builtin", "builtins", "int.bit_length", ("self",))
     before = len(patcher.changes())
     state = patcher._install(fx)
     assert state.state in ("failed", "skipped")
@@ -175,28 +157,61 @@ def test_failed_setattr_is_not_recorded_as_applied():
 def test_registry_rejects_duplicates_and_missing_docstrings():
     registry = Registry()
 
-    @fixer("x.one", target="m:A.b", params=("self",), simplejwt=">=5", registry=registry)
+    @fixer("x.one", target="m:A.b", params=("self",), simplejwt=">=5", kind=FUNCTIONAL, registry=registry)
     def one(wrapped, instance, args, kwargs):
         """Documented."""
 
     with pytest.raises(ValueError, match="duplicate"):
 
-        @fixer("x.one", target="m:A.c", params=("self",), simplejwt=">=5", registry=registry)
+        @fixer("x.one", target="m:A.c", params=("self",), simplejwt=">=5", kind=FUNCTIONAL, registry=registry)
         def again(wrapped, instance, args, kwargs):
             """Documented too."""
 
     with pytest.raises(ValueError, match="docstring"):
 
-        @fixer("x.two", target="m:A.d", params=("self",), simplejwt=">=5", registry=registry)
+        @fixer("x.two", target="m:A.d", params=("self",), simplejwt=">=5", kind=FUNCTIONAL, registry=registry)
         def undocumented(wrapped, instance, args, kwargs):
             pass
 
 
-def test_pin_table_matches_fixer_ranges():
-    assert set(REGISTRY.ids()) == set(ALL_FIXERS)
+def test_pin_patch_sets_are_derived_from_the_fixer_ranges():
     for pin in PINS:
-        for fx in REGISTRY:
-            assert (fx.id in pin.fixers) == (pin.version in fx.simplejwt), (pin.simplejwt, fx.id)
+        assert pin.fixers == tuple(fx.id for fx in REGISTRY if pin.version in fx.simplejwt), pin.simplejwt
+    assert {f for pin in PINS for f in pin.fixers} == set(REGISTRY.ids()), "a fixer no pinned release uses"
+
+
+def test_a_fixer_may_require_only_fixers_at_least_as_critical():
+    registry = Registry()
+
+    @fixer("x.diag", target="m:A.b", params=("self",), simplejwt=">=5", kind=DIAGNOSTICS, registry=registry)
+    def diag(wrapped, instance, args, kwargs):
+        """Documented."""
+
+    @fixer("x.sec", target="m:A.c", params=("self",), simplejwt=">=5", kind=SECURITY, requires=("x.diag",),
+           registry=registry)  # fmt: skip
+    def sec(wrapped, instance, args, kwargs):
+        """Documented."""
+
+    with pytest.raises(ValueError, match=r"security fixer .x\.sec. must not require diagnostics fixer .x\.diag."):
+        registry.validate()
+    REGISTRY.validate()  # the shipped registry obeys the rule
+    for fx in REGISTRY:
+        if fx.kind == SECURITY:
+            assert all(REGISTRY.get(r).kind == SECURITY for r in fx.requires), fx.id
+
+
+def test_also_adds_a_patch_to_the_same_fixer():
+    registry = Registry()
+
+    @fixer("x.two-targets", target="m:A.b", params=("self",), simplejwt=">=5", kind=SECURITY, registry=registry)
+    def first(wrapped, instance, args, kwargs):
+        """Documented."""
+
+    @also("x.two-targets", target="m:B.c", params=("self",), registry=registry)
+    def second(wrapped, instance, args, kwargs):
+        """Documented."""
+
+    assert registry.get("x.two-targets").targets == ("m:A.b", "m:B.c")
 
 
 def test_every_fixer_has_a_docstring_saying_why():

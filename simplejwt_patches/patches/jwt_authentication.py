@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from ..diagnostics import causes, classify, describe, fingerprint, promote_context, redact, root_cause
-from ..registry import fixer
-from .token import FAILURES
+from ..registry import DIAGNOSTICS, also, fixer
 
-__all__ = ["get_validated_token", "pick_cause"]
+__all__ = ["get_validated_token", "pick_cause", "record_failure"]
 
 logger = logging.getLogger("simplejwt_patches.auth")
+
+#: ``(token class name, TokenError)`` recorded while ``get_validated_token`` tries each class
+#: (private to the ``auth.validated-token.cause`` fixer, whose two patches share it).
+FAILURES: ContextVar[list[tuple[str, BaseException]] | None] = ContextVar("simplejwt_patches_failures", default=None)
 
 
 def pick_cause(failures: list[tuple[str, BaseException]]) -> BaseException | None:
@@ -98,6 +102,7 @@ def _tried(exc: BaseException) -> list[str]:
     target="rest_framework_simplejwt.authentication:JWTAuthentication.get_validated_token",
     params=("self", "raw_token"),
     simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+    kind=DIAGNOSTICS,
 )
 def get_validated_token(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -108,7 +113,8 @@ def get_validated_token(
     and raises ``InvalidToken`` after the loop, with neither ``__cause__`` nor a useful
     ``__context__``: "Token is invalid or expired" and nothing else (upstream #832, #773). The
     response body is left exactly as upstream writes it; only the exception chain and the log
-    (token fingerprint, never the token) gain the cause.
+    (token fingerprint, never the token) gain the cause. A second patch on ``Token.__init__``
+    records each ``TokenError`` while ``get_validated_token`` collects them.
     """
     failures: list[tuple[str, BaseException]] = []
     reset = FAILURES.set(failures)
@@ -139,3 +145,21 @@ def get_validated_token(
         raise
     finally:
         FAILURES.reset(reset)
+
+
+@also(
+    "auth.validated-token.cause",
+    target="rest_framework_simplejwt.tokens:Token.__init__",
+    params=("self", "token", "verify"),
+)
+def record_failure(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Remember each ``TokenError`` for ``get_validated_token``, which keeps only ``e.args[0]``."""
+    try:
+        return wrapped(*args, **kwargs)
+    except Exception as exc:
+        from rest_framework_simplejwt.exceptions import TokenError
+
+        failures = FAILURES.get()
+        if isinstance(exc, TokenError) and failures is not None and not any(f is exc for _, f in failures):
+            failures.append((type(instance).__name__, exc))
+        raise

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..conf import get_options
 from ..jwks import fetch_payload, state_of
-from ..registry import fixer
+from ..registry import FUNCTIONAL, fixer
 
 __all__ = ["fetch_data", "get_signing_key_from_jwt"]
 
@@ -23,6 +23,8 @@ __all__ = ["fetch_data", "get_signing_key_from_jwt"]
     target="jwt.jwks_client:PyJWKClient.fetch_data",
     params=("self",),
     simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0 (every 5.x release)
+    kind=FUNCTIONAL,
+    requires=("backend.verifying-key.jwks-errors",),  # which puts SimpleJWT's client under management
 )
 def fetch_data(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Fetch SimpleJWT's JWKS with the configured headers, timeout, TLS, proxy and size cap.
@@ -55,6 +57,8 @@ def fetch_data(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...]
     target="jwt.jwks_client:PyJWKClient.get_signing_key_from_jwt",
     params=("self", "token"),
     simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+    kind=FUNCTIONAL,
+    requires=("backend.verifying-key.jwks-errors",),  # which puts SimpleJWT's client under management
 )
 def get_signing_key_from_jwt(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..diagnostics import promote_context
 from ..jwks import adopt
-from ..registry import fixer
+from ..registry import DIAGNOSTICS, FUNCTIONAL, fixer
 
 __all__ = ["decode", "get_verifying_key"]
 
@@ -47,6 +47,7 @@ def _invalid_message() -> Any:
     target="rest_framework_simplejwt.backends:TokenBackend.get_verifying_key",
     params=("self", "token"),
     simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+    kind=FUNCTIONAL,
 )
 def get_verifying_key(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Manage the backend's JWKS client and turn JWKS failures into ``TokenBackendError``.
@@ -77,6 +78,7 @@ def get_verifying_key(wrapped: Callable[..., Any], instance: Any, args: tuple[An
     target="rest_framework_simplejwt.backends:TokenBackend.decode",
     params=("self", "token"),
     simplejwt=">=5.0.0,<5.2.1",  # INCLUDING 5.0.0, EXCLUDING 5.2.1 (which added `from ex`)
+    kind=DIAGNOSTICS,
 )
 def decode(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Chain ``TokenBackendError`` to the PyJWT error ``decode`` caught.
