@@ -98,7 +98,7 @@ class Bench:
         return len(self.idp.jwks_requests())
 
     def wait_idle(self, backend: Any) -> None:
-        from simplejwt_patches.jwks import state_of
+        from simplejwt_patches.clients import state_of
 
         state = state_of(backend.jwks_client)
         if state is not None and state.source is not None:

@@ -1,42 +1,96 @@
-"""Django system checks (stable ids ``simplejwt_patches.<id>``, documented in the README).
+"""Django system checks, stable ids ``simplejwt_patches.<id>``.
 
-========  ===============================================================================
-id        meaning
-========  ===============================================================================
-E001      SimpleJWT release not pinned and ``UNKNOWN_VERSION = "error"``
-W001      SimpleJWT release not pinned: nothing patched (``UNKNOWN_VERSION = "warn"``)
-W002      SimpleJWT release not pinned: the newest patch set applied (``"latest"``)
-W003      the installed PyJWT has no ``PyJWKClient`` while ``JWK_URL`` is set
-E010      ``SIMPLE_JWT_PATCHES`` is not a dict
-W010      unknown key in ``SIMPLE_JWT_PATCHES``
-E011      a setting has the wrong type or value
-E012      a ``JWKS_HEADERS`` entry contains CR/LF (header injection)
-E013      ``JWKS_CA_BUNDLE`` cannot be loaded
-E014      ``JWKS_SSL_CONTEXT`` factory failed or returned something else
-E015      ``UNKNOWN_VERSION`` is not ``warn``/``error``/``latest``
-E016      ``DISABLE`` names an unknown patch id
-E017      both ``JWKS_CA_BUNDLE`` and ``JWKS_SSL_CONTEXT`` are set
-W020      ``SIMPLE_JWT['JWK_URL']`` is not https (loopback excepted)
-E030      ``SIMPLE_JWT['JWK_URL']`` is not a string
-W030      a patch was skipped or failed because the upstream attribute is missing or changed
-========  ===============================================================================
+Every id is declared once: the ids of settings in :data:`simplejwt_patches.conf.SCHEMA`, the
+``check --deploy`` ids of key-set failures in :data:`simplejwt_patches.failures.CATEGORIES`, and
+the rest in :data:`CHECK_IDS` below. The README's system-check table is generated from them
+(:func:`checks_markdown`; a test fails when it differs) and every id has a test.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 
 from .catalog import REGISTRY
-from .conf import SETTING, Problem, get_options, jwk_url_problems
+from .conf import SCHEMA, SETTING, Problem, get_options, jwk_url_problems
+from .failures import CATEGORIES
 from .pins import PINS
 from .versions import pyjwt_caps, simplejwt_version
 
-__all__ = ["check_disable", "check_jwk_url", "check_patches", "check_settings", "check_version"]
+__all__ = [
+    "CHECK_IDS",
+    "CheckId",
+    "all_check_ids",
+    "check_disable",
+    "check_jwk_url",
+    "check_jwks_live",
+    "check_patches",
+    "check_settings",
+    "check_version",
+    "checks_markdown",
+]
 
 TAG = "simplejwt_patches"
+
+
+@dataclass(frozen=True)
+class CheckId:
+    """A system check id and what it means."""
+
+    id: str
+    meaning: str
+    deploy: bool = False
+
+    @property
+    def level(self) -> str:
+        """``error`` or ``warning``, from the id's letter."""
+        return "error" if self.id.startswith("E") else "warning"
+
+
+#: The ids that belong to no single setting and no key-set failure.
+CHECK_IDS: tuple[CheckId, ...] = (
+    CheckId("E001", 'SimpleJWT release not pinned and `UNKNOWN_VERSION = "error"`'),
+    CheckId("W001", "SimpleJWT release not pinned: nothing patched (names installed and known releases)"),
+    CheckId("W002", 'SimpleJWT release not pinned: newest patch set applied (`"latest"`)'),
+    CheckId("W003", "`JWK_URL` set but the installed PyJWT has no `PyJWKClient`"),
+    CheckId("E010", "`SIMPLE_JWT_PATCHES` is not a dict"),
+    CheckId("W010", "unknown key in `SIMPLE_JWT_PATCHES` (with a did-you-mean)"),
+    CheckId("E017", "both `JWKS_CA_BUNDLE` and `JWKS_SSL_CONTEXT` are set"),
+    CheckId("E019", "`DISABLE` names a patch that another applied patch requires (names both)"),
+    CheckId("W020", '`SIMPLE_JWT["JWK_URL"]` is not https (loopback excepted)'),
+    CheckId("E030", '`SIMPLE_JWT["JWK_URL"]` is not a string or not a URL'),
+    CheckId("W030", "a patch was skipped or failed (upstream attribute missing or changed, or a required patch off)"),
+    CheckId("E105", '`JWK_URL` has no signing key for `SIMPLE_JWT["ALGORITHM"]`', deploy=True),
+    CheckId("W106", 'the discovery document next to `JWK_URL` names another `issuer` than `SIMPLE_JWT["ISSUER"]`',
+            deploy=True),
+)  # fmt: skip
+
+
+def all_check_ids() -> dict[str, CheckId]:
+    """Every id this package can report, with its meaning (derived from the three declarations)."""
+    found: dict[str, CheckId] = {c.id: c for c in CHECK_IDS}
+    for s in SCHEMA:
+        known = found.get(s.check)
+        keys = f"{known.meaning}, `{s.key}`" if known else f"a bad value of `{s.key}`"
+        found[s.check] = CheckId(s.check, keys)
+    for c in CATEGORIES.values():
+        if c.check_id:
+            known = found.get(c.check_id)
+            kinds = f"{known.meaning}, {c.kind}" if known else f"`JWK_URL` fails: {c.kind}"
+            found[c.check_id] = CheckId(c.check_id, kinds, deploy=True)
+    return dict(sorted(found.items(), key=lambda item: (item[0][1:], item[0][0])))
+
+
+def checks_markdown() -> str:
+    """The README's system-check table."""
+    lines = ["| id | level | meaning |", "|---|---|---|"]
+    for c in all_check_ids().values():
+        level = c.level + (", `--deploy` only" if c.deploy else "")
+        lines.append(f"| `simplejwt_patches.{c.id}` | {level} | {c.meaning} |")
+    return "\n".join(lines)
 
 
 def _message(problem: Problem) -> checks.CheckMessage:
@@ -155,20 +209,10 @@ def check_patches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
     ]
 
 
-_PROBE_IDS = {
-    "unreachable": ("E101", "is unreachable"),
-    "status": ("E102", "answered a non-200 status"),
-    "redirect": ("E103", "redirects"),
-    "malformed": ("E104", "returned a body that is not a JSON key set"),
-    "empty": ("E104", "returned an empty key set"),
-    "no_key_for_algorithm": ("E105", "has no signing key for SIMPLE_JWT['ALGORITHM']"),
-}
-
-
 @checks.register(TAG, deploy=True)
 def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E101-E105/W106 (``check --deploy`` only): fetch ``JWK_URL`` as authentication would."""
-    from .doctor import discovery_issuer, probe_jwks
+    from .doctor import discovery_issuer, issuers, probe_jwks
 
     simple_jwt = getattr(settings, "SIMPLE_JWT", None) or {}
     jwk_url = simple_jwt.get("JWK_URL") if isinstance(simple_jwt, dict) else None
@@ -180,21 +224,27 @@ def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     probe = probe_jwks(jwk_url, api.ALGORITHM)
     messages: list[checks.CheckMessage] = []
     if not probe.ok and probe.problem:
-        check_id, what = _PROBE_IDS[probe.problem]
+        category = CATEGORIES.get(probe.problem)
+        check_id = category.check_id if category and category.check_id else "E105"
+        what = category.text.format(status=probe.status) if category else "has no signing key for ALGORITHM"
         detail = probe.error or ""
         if probe.redirect_to:
             detail += f" (Location: {probe.redirect_to})"
         messages.append(
             checks.Error(
-                f"JWK_URL {probe.url} {what}: {detail}",
-                hint="Run `manage.py simplejwt_doctor` for details and fixes.",
+                f"JWK_URL {probe.url}: {what}: {detail}",
+                hint=category.next_step if category else "Set SIMPLE_JWT['ALGORITHM'] to the IdP's signing algorithm.",
                 obj="SIMPLE_JWT",
                 id=f"simplejwt_patches.{check_id}",
             )
         )
-    if api.ISSUER:
-        found = discovery_issuer(jwk_url, api.ISSUER)
-        if found is not None and found[1] != api.ISSUER:
+    wanted = issuers(api.ISSUER)
+    if wanted:
+        try:
+            found = discovery_issuer(jwk_url, api.ISSUER)
+        except ValueError:  # a JWK_URL urllib cannot even split
+            found = None
+        if found is not None and found[1] not in wanted:
             messages.append(
                 checks.Warning(
                     f"the discovery document at {found[0]} says issuer {found[1]!r} but SIMPLE_JWT['ISSUER'] is "

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from . import __version__
 from .diagnostics import safe_url
 from .schema import (
     Invalid,
@@ -38,6 +37,7 @@ from .schema import (
     seconds,
     string_list,
 )
+from .version import __version__
 from .versions import pyjwt_caps
 
 __all__ = [

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "causes",
-    "classify",
     "describe",
     "fingerprint",
     "promote_context",
@@ -149,51 +148,3 @@ def _short(value: Any) -> Any:
     if isinstance(value, str) and len(value) > 200:
         return value[:200] + "..."
     return value
-
-
-def classify(exc: BaseException) -> tuple[str, str]:
-    """``(reason_code, short reason)`` for a rejected token's failure chain.
-
-    The short reason is safe to show to API clients (no token, no secret, no key material), e.g.
-    ``"JWKS endpoint answered 403 Forbidden"``. Codes are listed in
-    :data:`simplejwt_patches.signals.REASON_CODES`.
-    """
-    import jwt
-
-    chain = list(causes(exc))
-    root = chain[-1]
-    kinds = tuple(type(e) for e in chain)
-
-    def has(kind: type[BaseException]) -> bool:
-        return any(issubclass(k, kind) for k in kinds)
-
-    if has(jwt.PyJWKClientError) or has(jwt.PyJWKSetError) or has(jwt.PyJWKError):
-        message = " ".join(str(e) for e in chain if isinstance(e, jwt.PyJWKClientError))
-        if "Unable to find a signing key" in message:
-            return "unknown_kid", "no key in the identity provider's JWKS matches the token's kid"
-        if isinstance(root, (json.JSONDecodeError, UnicodeDecodeError)):
-            return "jwks_invalid", "JWKS endpoint returned malformed JSON"
-        if has(jwt.PyJWKSetError) or has(jwt.PyJWKError) or "did not contain any" in message:
-            return "jwks_invalid", "JWKS endpoint returned no usable signing key"
-        if isinstance(root, HTTPError):
-            return "jwks_unavailable", f"JWKS endpoint answered {root.code} {root.reason}"
-        if isinstance(root, ValueError) and not isinstance(root, OSError):
-            return "jwks_invalid", f"JWKS endpoint returned an unusable body ({root})"
-        return "jwks_unavailable", f"JWKS endpoint unreachable: {describe(root)}"
-    table: list[tuple[type[BaseException], str, str]] = [
-        (jwt.ExpiredSignatureError, "expired", "token has expired"),
-        (jwt.ImmatureSignatureError, "not_yet_valid", "token is not yet valid (nbf/iat in the future)"),
-        (jwt.InvalidSignatureError, "bad_signature", "signature does not match the identity provider's key"),
-        (jwt.InvalidAlgorithmError, "bad_algorithm", "token algorithm is not allowed"),
-        (jwt.InvalidIssuerError, "bad_issuer", "token issuer (iss) does not match ISSUER"),
-        (jwt.InvalidAudienceError, "bad_audience", "token audience (aud) does not match AUDIENCE"),
-        (jwt.DecodeError, "malformed", "token is not a well-formed JWT"),
-    ]
-    for kind, code, reason in table:
-        if has(kind):
-            return code, reason
-    text = str(exc.args[0]) if exc.args else str(exc)
-    for needle, code in (("type", "wrong_type"), ("no id", "no_jti"), ("blacklisted", "blacklisted")):
-        if needle in text:
-            return code, text
-    return "invalid", describe(root)

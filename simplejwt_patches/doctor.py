@@ -1,7 +1,7 @@
 """``simplejwt_doctor``: why is *this* token rejected? One command, the project's real settings.
 
 The JWKS is fetched exactly as authentication fetches it (same headers, timeout, TLS, proxy and
-redirect policy, via :func:`simplejwt_patches.jwks.http_get`); a token is decoded without
+redirect policy, via :func:`simplejwt_patches.transport.http_get`); a token is decoded without
 verification, then every check authentication runs is replayed in order, each with a concrete fix,
 and finally the real ``JWTAuthentication`` gives the verdict the API would give. Nothing here
 prints or returns the token or its signature.
@@ -10,19 +10,32 @@ prints or returns the token or its signature.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import __version__
 from .conf import SCHEMA, Options, get_options
-from .diagnostics import classify, describe, fingerprint, redact, safe_url, segment_json
-from .jwks import cache_lifetime, http_get, parse_key_set
+from .diagnostics import describe, fingerprint, redact, safe_url, segment_json
+from .failures import CATEGORIES, JWKSFailure, classify, failure_from
+from .keys import MAX_KEYS, usable_signing_keys
+from .transport import cache_lifetime, http_get, parse_key_set
+from .version import __version__
 from .versions import distribution_version
 
-__all__ = ["Check", "JWKSProbe", "Report", "diagnose", "discovery_issuer", "probe_jwks", "render_text"]
+__all__ = [
+    "Check",
+    "JWKSProbe",
+    "Report",
+    "diagnose",
+    "discovery_issuer",
+    "issuers",
+    "probe_jwks",
+    "render_text",
+    "strip_bearer",
+]
 
 
 @dataclass
@@ -41,7 +54,7 @@ class JWKSProbe:
 
     url: str
     ok: bool
-    problem: str | None = None  # unreachable | status | redirect | malformed | empty | no_key_for_algorithm
+    problem: str | None = None  # a failures.CATEGORIES kind, or no_key_for_algorithm
     status: int | None = None
     elapsed_ms: float | None = None
     redirect_to: str | None = None
@@ -53,73 +66,95 @@ class JWKSProbe:
     cache_lifetime: float | None = None  # what the key source would cache this response for
     shared: bool | None = None  # whether it may go into JWKS_SHARED_CACHE
     keys: list[dict[str, Any]] = field(default_factory=list)
+    usable_kids: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # unusable entries and why (encryption keys left out)
     algorithm: str | None = None
     matches_algorithm: bool = False
     payload: dict[str, Any] | None = field(default=None, repr=False)
 
 
 def probe_jwks(url: str, algorithm: str | None, options: Options | None = None) -> JWKSProbe:
-    """Fetch ``url`` like SimpleJWT's managed client and describe the result."""
-    import ssl
+    """Fetch ``url`` like SimpleJWT's managed client and describe the result (never raises).
 
+    ``problem`` is a :data:`~simplejwt_patches.failures.CATEGORIES` kind, or
+    ``no_key_for_algorithm``; "usable" is decided by the one rule of :mod:`simplejwt_patches.keys`.
+    """
     options = options or get_options()
-    probe = JWKSProbe(url=safe_url(url), ok=False, algorithm=algorithm)
+    probe = JWKSProbe(url=safe_url(url), ok=False, algorithm=algorithm if isinstance(algorithm, str) else None)
     started = time.perf_counter()
     try:
         raw = http_get(url, options)
-    except urllib.error.HTTPError as exc:
-        probe.elapsed_ms = (time.perf_counter() - started) * 1000
-        probe.status = exc.code
-        probe.error = describe(exc)
-        if 300 <= exc.code < 400:
-            probe.problem = "redirect"
-            probe.redirect_to = safe_url(exc.headers.get("Location", "")) if exc.headers else None
-        else:
-            probe.problem = "status"
-        return probe
-    except Exception as exc:  # noqa: BLE001 - every transport failure is a finding
-        probe.elapsed_ms = (time.perf_counter() - started) * 1000
-        probe.problem = "unreachable"
-        probe.error = describe(exc)
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, ssl.SSLError) or isinstance(exc, ssl.SSLError):
-            probe.tls_error = probe.error
-        return probe
-    probe.status, probe.elapsed_ms = raw.status, raw.elapsed_ms
-    probe.content_type, probe.size = raw.content_type, len(raw.body)
-    probe.cache_control = raw.cache_control or None
-    probe.cache_lifetime, probe.shared = cache_lifetime(raw.cache_control, options)
-    try:
+        probe.status, probe.elapsed_ms = raw.status, raw.elapsed_ms
+        probe.content_type, probe.size = raw.content_type, len(raw.body)
+        probe.cache_control = raw.cache_control or None
+        probe.cache_lifetime, probe.shared = cache_lifetime(raw.cache_control, options)
         payload = parse_key_set(raw.body)
-    except ValueError as exc:
-        probe.problem, probe.error = "malformed", describe(exc)
+        probe.payload = payload
+        keys = payload.get("keys")
+        probe.keys = [
+            {k: _plain(key.get(k)) for k in ("kid", "kty", "alg", "use")}
+            for key in (keys[:MAX_KEYS] if isinstance(keys, list) else []) if isinstance(key, dict)
+        ]  # fmt: skip
+        usable, dropped = usable_signing_keys(payload)
+        probe.dropped = [f"#{d.index} (kid {d.kid or '-'}): {d.why}" for d in dropped if not d.expected]
+        if not usable:
+            raise JWKSFailure("no_usable_key", "; ".join(probe.dropped[:5]) or "the key set is empty")
+    except Exception as exc:  # noqa: BLE001 - every failure is a finding, never a traceback
+        if probe.elapsed_ms is None:
+            probe.elapsed_ms = (time.perf_counter() - started) * 1000
+        failure = exc if isinstance(exc, JWKSFailure) else failure_from(exc, probe.status)
+        probe.problem, probe.error = failure.kind, failure.detail
+        probe.status = failure.status or probe.status
+        if isinstance(exc, urllib.error.HTTPError) and 300 <= exc.code < 400 and exc.headers:
+            probe.redirect_to = safe_url(str(exc.headers.get("Location", "")))
+        if failure.kind == "tls":
+            probe.tls_error = failure.detail
         return probe
-    probe.payload = payload
-    keys = payload.get("keys")
-    probe.keys = [
-        {k: key.get(k) for k in ("kid", "kty", "alg", "use")} for key in (keys if isinstance(keys, list) else [])
-        if isinstance(key, dict)
-    ]  # fmt: skip
-    signing = [k for k in probe.keys if k.get("use") in ("sig", None) and k.get("kid")]
-    if not signing:
-        probe.problem, probe.error = "empty", "the key set has no signing key with a kid"
-        return probe
-    probe.matches_algorithm = algorithm is None or any(
-        k.get("alg") == algorithm or (k.get("alg") is None and _kty_for(algorithm) == k.get("kty")) for k in signing
+    probe.usable_kids = sorted(usable)
+    signing = [probe_key for probe_key in probe.keys if probe_key.get("kid") in usable]
+    probe.matches_algorithm = probe.algorithm is None or any(
+        k.get("alg") == probe.algorithm or (k.get("alg") is None and _kty_for(probe.algorithm) == k.get("kty"))
+        for k in signing
     )
     if not probe.matches_algorithm:
         probe.problem = "no_key_for_algorithm"
-        probe.error = f"no signing key for {algorithm} (keys: {[k.get('alg') for k in signing]})"
+        probe.error = f"no signing key for {probe.algorithm} (keys: {[k.get('alg') for k in signing]})"
         return probe
     probe.ok = True
     return probe
+
+
+def _plain(value: Any) -> Any:
+    """A JWK field as it may be shown: short strings as they are, anything else by its type."""
+    if value is None or (isinstance(value, str) and len(value) <= 100):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+def issuers(setting: Any) -> list[str]:
+    """``SIMPLE_JWT['ISSUER']`` as a list: PyJWT >= 2.9 accepts a string or a sequence of them."""
+    if isinstance(setting, str):
+        return [setting]
+    if isinstance(setting, (list, tuple, set, frozenset)):
+        return [i for i in setting if isinstance(i, str)]
+    return []
+
+
+def _next_step(probe: JWKSProbe) -> str:
+    """The concrete next step for a failed probe, from the failure's category."""
+    if probe.problem in CATEGORIES:
+        return CATEGORIES[probe.problem].next_step
+    return (
+        f"Set SIMPLE_JWT['ALGORITHM'] to the algorithm of the identity provider's signing key, or add a "
+        f"{probe.algorithm} signing key to the realm."
+    )
 
 
 def _kty_for(algorithm: str) -> str | None:
     return {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP", "HS": "oct"}.get(algorithm[:2])
 
 
-def _discovery_candidates(jwk_url: str, issuer: str | None) -> list[str]:
+def _discovery_candidates(jwk_url: str, issuer: Any) -> list[str]:
     parts = urlsplit(jwk_url)
     path = parts.path
     out = []
@@ -133,12 +168,12 @@ def _discovery_candidates(jwk_url: str, issuer: str | None) -> list[str]:
     if path.endswith("/discovery/v2.0/keys"):  # Entra ID
         base = path[: -len("/discovery/v2.0/keys")]
         out.append(urlunsplit((parts.scheme, parts.netloc, base + "/v2.0/.well-known/openid-configuration", "", "")))
-    if issuer:
-        out.append(issuer.rstrip("/") + "/.well-known/openid-configuration")
+    for one in issuers(issuer):
+        out.append(one.rstrip("/") + "/.well-known/openid-configuration")
     return list(dict.fromkeys(out))
 
 
-def discovery_issuer(jwk_url: str, issuer: str | None, options: Options | None = None) -> tuple[str, str] | None:
+def discovery_issuer(jwk_url: str, issuer: Any, options: Options | None = None) -> tuple[str, str] | None:
     """``(discovery URL, issuer)`` of an OpenID discovery document next to the JWKS, if one answers."""
     options = options or get_options()
     for url in _discovery_candidates(jwk_url, issuer):
@@ -232,9 +267,7 @@ def _token_checks(raw: str, probe: JWKSProbe | None, report: Report) -> list[Che
     if probe is None:
         checks.append(Check("kid", None, "JWK_URL is not set: the static VERIFYING_KEY is used"))
     elif not probe.ok and probe.problem != "no_key_for_algorithm":
-        checks.append(
-            Check("kid", False, f"the JWKS could not be used: {probe.error}", "Fix the JWKS fetch first (see above).")
-        )
+        checks.append(Check("kid", False, f"the JWKS could not be used: {probe.error}", _next_step(probe)))
     else:
         kids = [k.get("kid") for k in probe.keys if k.get("use") in ("sig", None)]
         match = next(
@@ -304,9 +337,9 @@ def _token_checks(raw: str, probe: JWKSProbe | None, report: Report) -> list[Che
             ))  # fmt: skip
 
     iss = claims.get("iss")
-    if s.ISSUER is None:
+    if not s.ISSUER:
         checks.append(Check("issuer", None, f"not checked (SIMPLE_JWT['ISSUER'] is unset; token iss={iss!r})"))
-    elif iss == s.ISSUER:
+    elif iss in issuers(s.ISSUER):
         checks.append(Check("issuer", True, f"iss matches ISSUER {s.ISSUER!r}"))
     else:
         checks.append(Check(
@@ -406,7 +439,7 @@ def _verdict(raw: str) -> dict[str, Any]:
 
 def diagnose(token: str | None = None) -> Report:
     """Run every check against the project's real settings; ``token`` may be ``None``."""
-    from . import status as patch_status
+    from .patcher import status as patch_status
 
     options = get_options()
     st = patch_status()
@@ -431,13 +464,16 @@ def diagnose(token: str | None = None) -> Report:
     if token is None:
         report.ok = report.jwks is None or report.jwks.ok
         return report
-    raw = token.strip()
-    if raw.lower().startswith("bearer "):
-        raw = raw[7:].strip()
+    raw = strip_bearer(token)
     report.checks = _token_checks(raw, report.jwks, report)
     report.verdict = _verdict(raw)
     report.ok = bool(report.verdict.get("accepted"))
     return report
+
+
+def strip_bearer(token: str) -> str:
+    """The raw token: surrounding white space and a ``Bearer`` prefix (any case) removed."""
+    return re.sub(r"^[Bb][Ee][Aa][Rr][Ee][Rr]\s+", "", token.strip()).strip()
 
 
 def _v(dist: str) -> str | None:
@@ -463,7 +499,8 @@ def render_text(report: Report) -> str:
     else:
         mark = "✓" if j.ok else "✗"
         ms = f"{j.elapsed_ms:.0f} ms" if j.elapsed_ms is not None else "-"
-        out.append(f"{mark} JWKS {j.url}: status {j.status}, {ms}, {j.content_type or '-'}, {j.size or 0} bytes")
+        answer = f"HTTP {j.status}" if j.status is not None else "no response"
+        out.append(f"{mark} JWKS {j.url}: {answer}, {ms}, {j.content_type or '-'}, {j.size or 0} bytes")
         if j.keys:
             out.append("  keys: " + ", ".join(f"{k['kid']} ({k['kty']} {k['alg']}/{k['use']})" for k in j.keys))
         if j.cache_lifetime is not None:
@@ -477,10 +514,7 @@ def render_text(report: Report) -> str:
             out.append(f"  problem: {j.problem}: {j.error}")
             if j.redirect_to:
                 out.append(f"  redirect to: {j.redirect_to}")
-            if j.tls_error:
-                out.append("  fix: trust the IdP's CA with SIMPLE_JWT_PATCHES['JWKS_CA_BUNDLE'] or JWKS_SSL_CONTEXT")
-            elif j.status == 403:
-                out.append("  fix: the IdP or a WAF refuses the request: set SIMPLE_JWT_PATCHES['JWKS_HEADERS']")
+            out.append(f"  fix: {_next_step(j)}")
     if report.token is not None:
         out.append("token header: " + json.dumps(report.token["header"], sort_keys=True))
         out.append("token claims (unverified): " + json.dumps(report.token["claims"], sort_keys=True, default=str))

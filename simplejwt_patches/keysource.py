@@ -24,6 +24,7 @@ One :class:`KeySource` per managed ``PyJWKClient`` replaces PyJWT's lookup (fixe
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import threading
@@ -33,9 +34,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .conf import Options, get_options
-from .diagnostics import describe, safe_url
+from .diagnostics import describe, root_cause, safe_url
+from .failures import JWKSFailure
+from .keys import log_dropped, usable_signing_keys
+from .transport import cache_lifetime, errors, fetch
 
-__all__ = ["JWKSSharedRefreshFailed", "KeySet", "KeySource", "SharedCache"]
+__all__ = ["JWKSSharedRefreshFailed", "KeySet", "KeySource", "SharedCache", "open_entry", "seal_entry"]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
@@ -80,15 +84,25 @@ def build_keyset(
     storable: bool = True,
     etag: str | None = None,
     last_modified: str | None = None,
+    url: str | None = None,
 ) -> KeySet:
-    """Parse ``payload`` once into signing keys (``PyJWKSetError``/``PyJWKClientError`` when unusable)."""
+    """Parse ``payload`` once into its usable signing keys (``PyJWKClientError`` from a
+    :class:`~simplejwt_patches.failures.JWKSFailure` when there is none); ``url`` logs dropped keys."""
     import jwt
-    from jwt.api_jwk import PyJWKSet
 
-    jwk_set = PyJWKSet.from_dict(payload)
-    keys = {k.key_id: k for k in jwk_set.keys if k.public_key_use in ("sig", None) and k.key_id}
+    try:
+        keys, dropped = usable_signing_keys(payload)
+    except JWKSFailure as failure:
+        raise jwt.PyJWKClientError(f"The JWKS endpoint did not return a JSON key set: {failure.detail}") from failure
+    if url is not None:
+        log_dropped(dropped, url)
     if not keys:
-        raise jwt.PyJWKClientError("The JWKS endpoint did not contain any signing keys")
+        reasons = "; ".join(f"#{d.index}: {d.why}" for d in dropped[:5]) or "the key set is empty"
+        raise jwt.PyJWKClientError("The JWKS endpoint did not contain any signing keys") from JWKSFailure(
+            "no_usable_key", reasons
+        )
+    if not math.isfinite(lifetime) or lifetime <= 0:
+        raise ValueError(f"unusable key-set lifetime {lifetime!r}")
     now_mono, now_wall = now or (time.monotonic(), time.time())
     fetched = now_wall if fetched_wall is None else fetched_wall
     expires_wall = fetched + lifetime
@@ -149,12 +163,37 @@ class SharedCache:
         self._ok()
         return True, result
 
+    _rejected: ClassVar[set[str]] = set()
+
     def get(self, url: str) -> dict[str, Any] | None:
+        """The entry other processes published, if it is authentic and well-formed; else ``None``.
+
+        Whoever can write to the cache could otherwise plant a signing key for the whole fleet:
+        entries carry an HMAC keyed from ``SECRET_KEY`` and are schema-checked before use.
+        """
         ok, value = self._op("get", self.key(url))
-        return value if ok and isinstance(value, dict) and value.get("v") == 1 else None
+        if not ok or value is None:
+            return None
+        entry = open_entry(value, url)
+        if entry is None:
+            self._reject(url, "not authenticated or not well-formed")
+        return entry
+
+    def _reject(self, url: str, why: str) -> None:
+        with self._state_lock:
+            if url in self._rejected:
+                return
+            self._rejected.add(url)
+        logger.warning("shared JWKS cache %r: ignoring the entry for %s (%s)", self.alias, safe_url(url), why)
 
     def put(self, url: str, keyset: KeySet, ttl: float) -> None:
-        self._op("set", self.key(url), keyset.entry(), timeout=max(1, math.ceil(ttl)))
+        if not math.isfinite(ttl):
+            return
+        try:
+            sealed = seal_entry(keyset.entry(), url)
+        except (TypeError, ValueError):  # e.g. NaN inside the IdP's JSON: not shareable
+            return
+        self._op("set", self.key(url), sealed, timeout=max(1, min(math.ceil(ttl), 10**7)))
 
     def lock(self, url: str, ttl: float) -> bool | None:
         """``True`` when acquired, ``False`` when another process holds it, ``None`` when the cache is down."""
@@ -169,11 +208,52 @@ class SharedCache:
         return bool(ok and value)
 
 
+def _mac(body: str, url: str) -> str:
+    from django.utils.crypto import salted_hmac
+
+    return salted_hmac("simplejwt_patches.jwks.shared-cache", f"{url}\n{body}", algorithm="sha256").hexdigest()
+
+
+def seal_entry(entry: dict[str, Any], url: str) -> dict[str, Any]:
+    body = json.dumps(entry, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return {"v": 2, "body": body, "mac": _mac(body, url)}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def open_entry(value: Any, url: str) -> dict[str, Any] | None:
+    """The verified entry, or ``None`` (unsigned, forged, from another URL, or wrong field types)."""
+    import hmac
+
+    if not isinstance(value, dict) or value.get("v") != 2:
+        return None
+    body, mac = value.get("body"), value.get("mac")
+    if not isinstance(body, str) or not isinstance(mac, str) or len(body) > 4 * 1024 * 1024:
+        return None
+    if not hmac.compare_digest(mac, _mac(body, url)):
+        return None
+    try:
+        entry = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("payload"), dict)
+        and all(_finite(entry.get(k)) for k in ("fetched", "expires", "lifetime"))
+        and entry["lifetime"] > 0
+        and all(entry.get(k) is None or isinstance(entry.get(k), str) for k in ("etag", "last_modified"))
+    )
+    return entry if ok else None
+
+
 class KeySource:
     """Signing keys for one managed client (see the module docstring for the policy)."""
 
-    def __init__(self, state: Any) -> None:
-        self._state = state
+    def __init__(self, client_ref: Any, clock: Any = None) -> None:
+        self._client_ref = client_ref  # weak reference to the managed PyJWKClient
+        self._clock = clock or (lambda: (time.monotonic(), time.time()))  # (monotonic, wall) - injectable
         self._keyset: KeySet | None = None
         self._refresh_lock = threading.Lock()
         self._bg_guard = threading.Lock()
@@ -204,12 +284,16 @@ class KeySource:
         import jwt
 
         options = get_options()
-        now = time.monotonic()
+        now, wall = self._clock()
+        if not isinstance(kid, str):  # a hostile header: a list or an object is no key id
+            raise jwt.PyJWKClientError("Unable to find a signing key: the token's kid is not a string") from (
+                JWKSFailure("unknown_kid", f"the token's kid is a {type(kid).__name__}")
+            )
         generation, keyset = self._generation, self._keyset
         if keyset is not None and now < keyset.expires_mono + options.stale_if_error:
             ahead = min(options.refresh_ahead, keyset.lifetime / 2)
             if now >= keyset.expires_mono - ahead:
-                self._refresh_in_background(options, now, generation)
+                self._refresh_in_background(options, (now, wall), generation)
                 if now >= keyset.expires_mono and not self._last_ok:
                     self._warn_stale(keyset, now, options)
             key = keyset.keys.get(kid)
@@ -219,29 +303,30 @@ class KeySource:
                                  len(keyset.keys), keyset.expires_mono - now)  # fmt: skip
                 return key
             if self._last_attempt is None or now - self._last_attempt >= options.refetch_cooldown:
-                key = self._refresh_sync(options, now).keys.get(kid)
+                key = self._refresh_sync(options, (now, wall)).keys.get(kid)
                 if key is not None:
                     return key
-            raise jwt.PyJWKClientError(f'Unable to find a signing key that matches: "{kid}"')
+            raise _unknown_kid(kid)
         if not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown:
             raise self._error_again(now, options)
-        key = self._refresh_sync(options, now).keys.get(kid)
+        key = self._refresh_sync(options, (now, wall)).keys.get(kid)
         if key is None:
-            raise jwt.PyJWKClientError(f'Unable to find a signing key that matches: "{kid}"')
+            raise _unknown_kid(kid)
         return key
 
     # -- refreshing ---------------------------------------------------------------------------
 
-    def _refresh_sync(self, options: Options, now: float) -> KeySet:
+    def _refresh_sync(self, options: Options, now: tuple[float, float]) -> KeySet:
         generation = self._generation
         with self._refresh_lock:  # single flight: wait for a refresh already in progress
             if self._generation != generation:
                 if self._last_ok and self._keyset is not None:
                     return self._keyset
-                raise self._error_again(now, options)
-            return self._attempt(options, (now, time.time()))
+                raise self._error_again(now[0], options)
+            return self._attempt(options, now)
 
-    def _refresh_in_background(self, options: Options, now: float, generation: int) -> None:
+    def _refresh_in_background(self, options: Options, clock: tuple[float, float], generation: int) -> None:
+        now = clock[0]
         if self._refresh_lock.locked() or self._generation != generation:
             return  # in flight, or refreshed since this request looked
         if not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown:
@@ -251,7 +336,7 @@ class KeySource:
                 return
             self._bg_thread = threading.Thread(
                 target=self._background,
-                args=(options, (now, time.time()), generation),
+                args=(options, clock, generation),
                 name="simplejwt-patches-jwks-refresh",
                 daemon=True,
             )
@@ -292,7 +377,7 @@ class KeySource:
         return keyset
 
     def _fetch(self, options: Options, now: tuple[float, float]) -> KeySet:
-        client = self._state.client_ref()
+        client = self._client_ref()
         if client is None:  # pragma: no cover - the client is alive while it is being used
             raise RuntimeError("the JWKS client was garbage-collected")
         url = str(client.uri)
@@ -334,7 +419,7 @@ class KeySource:
 
     def _stale_from_shared(self, options: Options, now: tuple[float, float]) -> KeySet | None:
         """The shared cache's last good set if still within ``JWKS_STALE_IF_ERROR`` of its expiry."""
-        client = self._state.client_ref()
+        client = self._client_ref()
         if not options.shared_cache or client is None:
             return None
         url = str(client.uri)
@@ -367,8 +452,6 @@ class KeySource:
         return keyset
 
     def _network(self, client: Any, options: Options, previous: KeySet | None, now: tuple[float, float]) -> KeySet:
-        from .jwks import cache_lifetime, fetch
-
         conditional = {"etag": previous.etag, "last_modified": previous.last_modified} if previous else {}
         payload, raw = fetch(client, options, **conditional)
         lifetime, storable = cache_lifetime(raw.cache_control, options)
@@ -381,6 +464,7 @@ class KeySource:
             storable=storable,
             etag=raw.etag or (previous.etag if previous and raw.status == 304 else None),
             last_modified=raw.last_modified or (previous.last_modified if previous and raw.status == 304 else None),
+            url=safe_url(str(client.uri)),
         )
         cache = getattr(client, "jwk_set_cache", None)
         if cache is not None:  # keep PyJWT's own cache in step for direct users of the client
@@ -407,7 +491,7 @@ class KeySource:
         if self._stale_warned is not None and now - self._stale_warned < options.refetch_cooldown:
             return
         self._stale_warned = now
-        client = self._state.client_ref()
+        client = self._client_ref()
         logger.warning(
             "serving the last good JWKS for %s, expired %.0f s ago (JWKS_STALE_IF_ERROR=%g s), because refreshing "
             "it failed: %s",
@@ -419,13 +503,17 @@ class KeySource:
 
 
 def _root(exc: BaseException | None) -> BaseException:
-    from .diagnostics import root_cause
-
     assert exc is not None
     return root_cause(exc)
 
 
-def _connection_error(message: str) -> BaseException:
-    from .jwks import errors
+def _unknown_kid(kid: str) -> BaseException:
+    import jwt
 
+    error = jwt.PyJWKClientError(f'Unable to find a signing key that matches: "{kid[:100]}"')
+    error.__cause__ = JWKSFailure("unknown_kid", "no key in the current key set has this kid")
+    return error
+
+
+def _connection_error(message: str) -> BaseException:
     return errors()[0](message)

@@ -218,7 +218,7 @@ def apply() -> Status:
                     logger.warning("simplejwt_patches: fixer %s %s: %s", fx.id, state.state, state.reason)
                 else:
                     logger.debug("simplejwt_patches: fixer %s %s: %s", fx.id, state.state, state.reason)
-            from .jwks import adopt_existing_clients
+            from .clients import adopt_existing_clients
 
             adopt_existing_clients()
         _applied = True
@@ -229,7 +229,7 @@ def revert() -> Status:
     """Undo every change ``apply()`` made, newest first, where the attribute is still ours."""
     global _applied, _selection
     with _lock:
-        from .jwks import release_all_clients
+        from .clients import release_all_clients
 
         release_all_clients()
         while _changes:
@@ -260,7 +260,7 @@ def changes() -> list[Change]:
 
 def status() -> Status:
     """Versions, the selected patch set and each fixer's state."""
-    from .jwks import managed_client_count
+    from .clients import managed_client_count
 
     with _lock:
         pin, reason = _selection

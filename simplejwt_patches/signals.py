@@ -6,8 +6,9 @@ authentication. The sender is the class of the object involved (``PyJWKClient`` 
 
 ``jwks_fetched(sender, client, url, status, duration_ms, size, kids)``
     A managed JWKS client fetched the key set (``url`` without credentials or query).
-``jwks_fetch_failed(sender, client, url, status, reason, exception, duration_ms)``
-    A fetch failed; ``status`` is the HTTP status or ``None``; ``reason`` e.g. ``"HTTP 403 Forbidden"``.
+``jwks_fetch_failed(sender, client, url, status, reason, kind, exception, duration_ms)``
+    A fetch failed; ``status`` is the HTTP status or ``None``; ``reason`` e.g. ``"HTTP 403 Forbidden"``;
+    ``kind`` one of :data:`simplejwt_patches.failures.CATEGORIES` (``refused``, ``status``, ...).
 ``token_rejected(sender, reason_code, reason, kid, token_classes, root_cause, fingerprint)``
     ``JWTAuthentication`` rejected a token. ``reason_code`` is one of :data:`REASON_CODES`;
     ``fingerprint`` holds the unverified kid/alg/iss/aud/exp/jti and a SHA-256 prefix.
@@ -32,6 +33,8 @@ from typing import Any
 
 from django.dispatch import Signal
 
+from .failures import REASON_CODES as _REASON_CODES
+
 __all__ = ["REASON_CODES", "jwks_fetch_failed", "jwks_fetched", "send", "token_rejected"]
 
 logger = logging.getLogger("simplejwt_patches.signals")
@@ -40,23 +43,8 @@ jwks_fetched = Signal()
 jwks_fetch_failed = Signal()
 token_rejected = Signal()
 
-#: ``token_rejected`` reason codes.
-REASON_CODES = (
-    "jwks_unavailable",  # the key set could not be fetched (network, HTTP status, TLS, timeout)
-    "jwks_invalid",  # the key set was fetched but is malformed, empty or unusable
-    "unknown_kid",  # no key in the (fresh) key set matches the token's kid
-    "bad_signature",
-    "bad_algorithm",
-    "expired",
-    "not_yet_valid",
-    "bad_issuer",
-    "bad_audience",
-    "malformed",  # not a decodable JWT
-    "wrong_type",  # token type claim missing or not accepted by AUTH_TOKEN_CLASSES
-    "no_jti",
-    "blacklisted",
-    "invalid",  # anything else
-)
+#: ``token_rejected`` reason codes (declared with their client-safe texts in :mod:`.failures`).
+REASON_CODES = _REASON_CODES
 
 
 def send(signal: Signal, instance: Any, **kwargs: Any) -> None:

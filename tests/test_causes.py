@@ -13,7 +13,7 @@ import urllib.error
 import jwt
 import pytest
 
-from simplejwt_patches.jwks import JWKSResponseTooLarge
+from simplejwt_patches.failures import JWKSFailure, JWKSResponseTooLarge
 from tests.conftest import last_exception
 from tests.helpers import INVALID_MESSAGE, SIMPLEJWT, chain, chain_names, expected_body, find_in_chain
 from tests.idp import Mode, closed_port_url
@@ -26,9 +26,19 @@ FAULTS = {
     Mode.SERVER_ERROR: urllib.error.HTTPError,
     Mode.HANG: TimeoutError,
     Mode.MALFORMED: json.JSONDecodeError,
-    Mode.EMPTY: jwt.PyJWKSetError,
+    Mode.EMPTY: JWKSFailure,
     Mode.CLOSE: http.client.HTTPException,
     Mode.REDIRECT: urllib.error.HTTPError,
+}
+KINDS = {
+    Mode.FORBIDDEN: "status",
+    Mode.NOT_FOUND: "status",
+    Mode.SERVER_ERROR: "status",
+    Mode.HANG: "timeout",
+    Mode.MALFORMED: "malformed",
+    Mode.EMPTY: "no_usable_key",
+    Mode.CLOSE: "dropped",
+    Mode.REDIRECT: "redirect",
 }
 STATUS = {Mode.FORBIDDEN: 403, Mode.NOT_FOUND: 404, Mode.SERVER_ERROR: 500, Mode.REDIRECT: 302}
 
@@ -52,6 +62,7 @@ def test_fault_gives_401_with_body_unchanged_and_cause_chained(api, idp, mode, c
     assert names[:3] == ["InvalidToken", "TokenError", "TokenBackendError"], names
     assert any(isinstance(e, jwt.PyJWTError) for e in chain(exc)[3:]), names
     root = find_in_chain(exc, FAULTS[mode])
+    assert find_in_chain(exc, JWKSFailure).kind == KINDS[mode]  # one failure type, created where it happened
     if mode in STATUS:
         assert root.code == STATUS[mode]
     if mode is not Mode.EMPTY:  # an empty set is a valid fetch; PyJWT rejects it afterwards

@@ -219,3 +219,38 @@ def test_disable_is_judged_against_the_whole_registry_on_any_release():
         assert "simplejwt_patches.E016" not in ids(check_disable())
         assert get_options().disable == frozenset({"token.init.force-verify", "backend.decode.chain-cause"})
     assert status is not None
+
+
+def test_jwk_url_that_is_not_a_string():
+    """simplejwt_patches.E030."""
+    from django.conf import settings
+
+    with override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, "JWK_URL": ["https://sso.example.com/certs"]}):
+        assert ids(check_jwk_url()) == ["simplejwt_patches.E030"]
+
+
+def test_jwk_url_without_a_pyjwt_client(monkeypatch):
+    """simplejwt_patches.W003: PyJWT 1.x has no PyJWKClient (capabilities are ours to fake, not the network)."""
+    import dataclasses
+
+    from simplejwt_patches import checks
+    from simplejwt_patches.versions import pyjwt_caps
+
+    caps = dataclasses.replace(pyjwt_caps(), has_client=False)
+    monkeypatch.setattr(checks, "pyjwt_caps", lambda: caps)
+    assert "simplejwt_patches.W003" in ids(check_jwk_url())
+
+
+def test_a_skipped_patch_is_reported():
+    """simplejwt_patches.W030: disabling a required fixer skips the fixers that need it, and says so."""
+    with patches(DISABLE=["backend.verifying-key.jwks-errors"]):
+        simplejwt_patches.revert()
+        simplejwt_patches.apply()
+        try:
+            messages = [m for m in check_patches() if m.id == "simplejwt_patches.W030"]
+        finally:
+            simplejwt_patches.revert()
+    simplejwt_patches.apply()
+    assert any(
+        "pyjwt.client.transport" in m.msg and "requires backend.verifying-key.jwks-errors" in m.msg for m in messages
+    )

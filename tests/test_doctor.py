@@ -131,7 +131,7 @@ def test_unhealthy_jwks_without_token(idp):
     idp.mode = Mode.FORBIDDEN
     code, text = doctor()
     assert code == 1
-    assert "✗ JWKS" in text and "status 403" in text and "JWKS_HEADERS" in text
+    assert "✗ JWKS" in text and "HTTP 403" in text and "JWKS_HEADERS" in text
     idp.mode = Mode.OK
     assert doctor()[0] == 0
 
@@ -227,3 +227,31 @@ def test_deploy_check_only_runs_with_deploy(idp):
     with pytest.raises(SystemCheckError, match=r"simplejwt_patches\.E102"):
         call_command("check", deploy=True)
     assert len(idp.jwks_requests()) >= 1
+
+
+@pytest.mark.parametrize("prefix", ["Bearer ", "bearer ", "BEARER  ", "  Bearer\t"])
+def test_bearer_prefix_is_stripped_in_any_case(alice, idp, fresh_backend, tmp_path, prefix):
+    """Defect 6 of issue 7: only 'Bearer ' exactly was recognised (and redacted)."""
+    path = tmp_path / "token.txt"
+    token = idp.mint()
+    path.write_text(f"{prefix}{token}\n")
+    out = io.StringIO()
+    call_command("simplejwt_doctor", "--token-file", str(path), stdout=out)
+    assert "result: OK" in out.getvalue()
+    assert token not in out.getvalue() and token.split(".")[2] not in out.getvalue()
+
+
+@pytest.mark.parametrize("issuer_kind", ["list", "tuple"])
+def test_issuer_may_be_a_sequence_everywhere(alice, idp, fresh_backend, project_settings, issuer_kind):
+    """Defect 3 of issue 7: a list ISSUER crashed `check --deploy` and was compared with a string."""
+    from simplejwt_patches.checks import check_jwks_live
+
+    wanted = ["https://other.example/realms/x", idp.issuer]
+    project_settings(ISSUER=wanted if issuer_kind == "list" else tuple(wanted))
+    assert "simplejwt_patches.W106" not in ids(check_jwks_live())
+    _, text = doctor(token=idp.mint())
+    assert "✓ issuer" in text
+    project_settings(ISSUER=["https://other.example/realms/x"])
+    assert "simplejwt_patches.W106" in ids(check_jwks_live())
+    _, text = doctor(token=idp.mint())
+    assert "✗ issuer" in text

@@ -18,7 +18,8 @@ import trustme
 from django.test import override_settings
 from freezegun import freeze_time
 
-from simplejwt_patches.jwks import JWKSResponseTooLarge, state_of
+from simplejwt_patches.clients import state_of
+from simplejwt_patches.failures import JWKSResponseTooLarge
 from tests.conftest import SECRET_HEADER_VALUE, last_exception
 from tests.helpers import find_in_chain
 from tests.idp import FakeKeycloak, Mode

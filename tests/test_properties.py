@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from simplejwt_patches.conf import build_options
 from simplejwt_patches.diagnostics import fingerprint, redact
-from simplejwt_patches.jwks import cache_lifetime
+from simplejwt_patches.transport import cache_lifetime
 
 OPTIONS = build_options({"JWKS_CACHE_MIN": 60, "JWKS_CACHE_MAX": 86400, "JWKS_CACHE_LIFESPAN": 300})
 

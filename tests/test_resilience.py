@@ -15,8 +15,8 @@ import pytest
 from django.test import override_settings
 from freezegun import freeze_time
 
-from simplejwt_patches.jwks import state_of
-from simplejwt_patches.keysource import JWKSSharedRefreshFailed, SharedCache
+from simplejwt_patches.clients import state_of
+from simplejwt_patches.keysource import JWKSSharedRefreshFailed, SharedCache, open_entry, seal_entry
 from tests.conftest import last_exception, register_sensitive_token
 from tests.helpers import PYJWT, find_in_chain
 from tests.idp import Mode, generate_rsa_key
@@ -299,12 +299,13 @@ def test_shared_cache_waits_for_the_lock_holder(api, idp, redis, second_backend)
         first.decode(idp.mint())  # publishes the set
         cache = caches["jwks"]
         key = SharedCache.key(idp.jwks_url)
-        entry = cache.get(key)
+        entry = open_entry(cache.get(key), idp.jwks_url)
+        assert entry is not None
         cache.delete(key)
         cache.add(key + ":lock", 1, timeout=30)  # "another process" is fetching
 
         def publish() -> None:
-            cache.set(key, {**entry, "fetched": entry["fetched"] + 1}, timeout=300)
+            cache.set(key, seal_entry({**entry, "fetched": entry["fetched"] + 1}, idp.jwks_url), timeout=300)
             cache.delete(key + ":lock")
 
         timer = threading.Timer(0.3, publish)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from simplejwt_patches import signals
@@ -96,9 +97,27 @@ def test_error_detail_adds_the_short_reason(api, idp, setting):
     assert response.status_code == 401
     body = response.json()
     expected = expected_body()
-    expected["messages"][0]["reason"] = "JWKS endpoint answered 403 Forbidden"
+    expected["messages"][0]["reason"] = "the identity provider's key set endpoint answered HTTP 403"
     assert body == expected
     assert token not in response.content.decode()
+
+
+def test_client_visible_reasons_come_only_from_the_fixed_vocabulary(api, idp, fresh_backend):
+    """Defect 5 of issue 7: reasons fell back to str(exception), which names internal hosts and ports."""
+    from simplejwt_patches.failures import CATEGORIES, TOKEN_REASONS
+    from tests.idp import closed_port_url
+
+    url = closed_port_url()
+    port = url.split(":")[2].split("/")[0]
+    vocabulary = {c.text.format(status=None) for c in CATEGORIES.values()} | set(TOKEN_REASONS.values())
+    with override_settings(DEBUG=True, SIMPLE_JWT={**settings.SIMPLE_JWT, "JWK_URL": url}):
+        fresh_backend()
+        response = api(idp.mint())
+    assert response.status_code == 401
+    (message,) = response.json()["messages"]
+    assert message["reason"] in vocabulary, message["reason"]
+    assert port not in message["reason"] and "127.0.0.1" not in message["reason"]
+    assert "refused" in message["reason"]
 
 
 def test_error_detail_can_be_forced_off_under_debug(api, idp):

@@ -83,3 +83,33 @@ def test_fetch_failure_warning_names_status_and_hint(api, idp, caplog):
             assert api(idp.mint()).status_code == 401
     (line,) = [r.getMessage() for r in caplog.records if r.name == "simplejwt_patches.jwks"]
     assert "HTTP 403 Forbidden" in line and "JWKS_HEADERS" in line
+
+
+def test_user_supplied_header_values_are_masked_unless_harmless(api, idp, caplog):
+    """Defect 2 of issue 7: X-Api-Key's value went into every failed-fetch WARNING, status() and the doctor."""
+    import io
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from tests.conftest import SENSITIVE
+    from tests.idp import Mode
+
+    secret = "sjp-x-api-key-value-5e1d"
+    SENSITIVE.add(secret)  # the leak detector fails the test if any record quotes it
+    headers = {"X-Api-Key": secret, "User-Agent": "acme-api/1.0", "Accept-Language": "en"}
+    with override_settings(SIMPLE_JWT_PATCHES={"JWKS_HEADERS": headers}):
+        idp.mode = Mode.FORBIDDEN
+        with caplog.at_level(logging.WARNING, logger="simplejwt_patches"):
+            assert api(idp.mint()).status_code == 401
+        shown = simplejwt_patches.status().options["headers"]
+        out = io.StringIO()
+        try:
+            call_command("simplejwt_doctor", "--json", stdout=out)
+        except SystemExit:
+            pass
+    assert idp.jwks_requests()[-1].headers["X-Api-Key"] == secret  # sent as configured
+    assert shown["X-Api-Key"] == "***" and shown["User-Agent"] == "acme-api/1.0" and shown["Accept-Language"] == "en"
+    assert secret not in out.getvalue() and "X-Api-Key" in out.getvalue()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all(secret not in w for w in warnings)

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from ..diagnostics import causes, classify, describe, fingerprint, promote_context, redact, root_cause
+from ..diagnostics import causes, describe, fingerprint, promote_context, redact, root_cause
+from ..failures import classify
 from ..registry import DIAGNOSTICS, also, fixer
 
 __all__ = ["get_validated_token", "pick_cause", "record_failure"]

@@ -1,8 +1,7 @@
 """Fixers on PyJWT's ``jwt.jwks_client.PyJWKClient`` (managed instances only).
 
-Each wrapper first asks whether the instance is one of SimpleJWT's clients
-(:func:`simplejwt_patches.jwks.state_of`); any other ``PyJWKClient`` in the process runs the
-original method untouched.
+Each wrapper is :func:`~simplejwt_patches.clients.managed_only`: any ``PyJWKClient`` that is not
+SimpleJWT's runs the original method untouched.
 """
 
 from __future__ import annotations
@@ -11,9 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..clients import ClientState, managed_only
 from ..conf import get_options
-from ..jwks import fetch_payload, state_of
 from ..registry import FUNCTIONAL, fixer
+from ..transport import fetch_payload
 
 __all__ = ["fetch_data", "get_signing_key_from_jwt"]
 
@@ -26,7 +26,10 @@ __all__ = ["fetch_data", "get_signing_key_from_jwt"]
     kind=FUNCTIONAL,
     requires=("backend.verifying-key.jwks-errors",),  # which puts SimpleJWT's client under management
 )
-def fetch_data(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+@managed_only
+def fetch_data(
+    wrapped: Callable[..., Any], state: ClientState, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """Fetch SimpleJWT's JWKS with the configured headers, timeout, TLS, proxy and size cap.
 
     Why: SimpleJWT builds ``PyJWKClient(jwk_url)`` with no options, so urllib sends
@@ -39,9 +42,6 @@ def fetch_data(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...]
     success (2.5-2.12 wipe it on failure). The key source (``pyjwt.client.key-source``) uses the same
     transport; this fixer covers anything that still calls ``fetch_data`` on SimpleJWT's client.
     """
-    state = state_of(instance)
-    if state is None:
-        return wrapped(*args, **kwargs)
     payload = fetch_payload(instance, get_options())
     cache = getattr(instance, "jwk_set_cache", None)
     if cache is not None:
@@ -60,8 +60,9 @@ def fetch_data(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...]
     kind=FUNCTIONAL,
     requires=("backend.verifying-key.jwks-errors",),  # which puts SimpleJWT's client under management
 )
+@managed_only
 def get_signing_key_from_jwt(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    wrapped: Callable[..., Any], state: ClientState, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """Look signing keys up through a resilient, single-flight key source.
 
@@ -73,9 +74,6 @@ def get_signing_key_from_jwt(
     token check. None honours Cache-Control, serves a stale set when the IdP is down, or shares a
     set between processes. See :mod:`simplejwt_patches.keysource` for the policy that replaces it.
     """
-    state = state_of(instance)
-    if state is None:
-        return wrapped(*args, **kwargs)
     import jwt
 
     token = args[0] if args else kwargs["token"]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from ..clients import adopt
 from ..diagnostics import promote_context
-from ..jwks import adopt
 from ..registry import DIAGNOSTICS, FUNCTIONAL, fixer
 
 __all__ = ["decode", "get_verifying_key"]

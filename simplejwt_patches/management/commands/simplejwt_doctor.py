@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from simplejwt_patches.diagnostics import redact
-from simplejwt_patches.doctor import diagnose, render_text
+from simplejwt_patches.doctor import diagnose, render_text, strip_bearer
 
 
 class Command(BaseCommand):
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         report = diagnose(token)
         text = json.dumps(report.as_dict(), default=str, ensure_ascii=False) if options["json"] else render_text(report)
         if token:
-            text = redact(text, token.strip().removeprefix("Bearer ").strip())  # never print the token
+            text = redact(text, strip_bearer(token))  # never print the token
         self.stdout.write(text)
         if not report.ok:
             sys.exit(1)

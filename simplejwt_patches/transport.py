@@ -1,12 +1,7 @@
-"""SimpleJWT's JWKS clients: which ones we manage, and how their key sets are fetched.
+"""How a managed client's key set is fetched: one HTTP GET, its failures, its cache lifetime.
 
-Scope: only ``PyJWKClient`` instances owned by a SimpleJWT ``TokenBackend`` are *managed*.
-They are discovered when a backend first uses its client (the
-``backend.verifying-key.jwks-errors`` fixer) and, at ``apply()``, on ``state.token_backend`` if
-another app already imported it. Every other ``PyJWKClient`` in the process keeps vanilla PyJWT
-behaviour, and urllib itself is never patched.
-
-For a managed client the key set is fetched by :func:`fetch_payload` with the configured headers
+For a managed client (:mod:`simplejwt_patches.clients`) the key set is fetched by :func:`fetch` with
+the configured headers
 (User-Agent first: urllib's ``Python-urllib/3.x`` is what WAFs in front of Keycloak reject),
 timeout, TLS context, proxy, redirect policy and size cap, on every PyJWT from 2.0 on, and every
 failure is raised as PyJWT's own exception class *from* the urllib/ssl/json error that caused it.
@@ -17,117 +12,31 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import sys
-import threading
+import math
 import time
 import urllib.error
 import urllib.request
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .conf import Options, get_options
 from .diagnostics import describe, safe_url
+from .failures import JWKSFailure, JWKSResponseTooLarge, failure_from
+from .keys import check_depth, log_dropped, usable_signing_keys
 from .versions import pyjwt_caps
 
 __all__ = [
-    "ClientState",
     "JWKSResponseTooLarge",
     "RawResponse",
-    "adopt",
-    "adopt_existing_clients",
     "cache_lifetime",
     "errors",
     "fetch",
     "fetch_payload",
     "http_get",
-    "managed_client_count",
     "parse_key_set",
-    "release_all_clients",
-    "state_of",
 ]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
-
-
-class JWKSResponseTooLarge(ValueError):
-    """The JWKS response exceeded ``JWKS_MAX_BYTES`` (a key set is a few KiB)."""
-
-
-@dataclass
-class ClientState:
-    """Our bookkeeping for one managed client: its resilient key source."""
-
-    client_ref: Any
-    source: Any = None  # simplejwt_patches.keysource.KeySource, created lazily
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def key_source(self) -> Any:
-        """The client's :class:`~simplejwt_patches.keysource.KeySource`."""
-        if self.source is None:
-            from .keysource import KeySource
-
-            with self.lock:
-                if self.source is None:
-                    self.source = KeySource(self)
-        return self.source
-
-
-_clients: weakref.WeakKeyDictionary[Any, ClientState] = weakref.WeakKeyDictionary()
-_clients_lock = threading.Lock()
-
-
-def _pyjwk_client_class() -> type | None:
-    try:
-        from jwt import PyJWKClient
-    except ImportError:
-        return None
-    return PyJWKClient
-
-
-def state_of(client: Any) -> ClientState | None:
-    """Our state for ``client`` when it is managed, else ``None``."""
-    try:
-        return _clients.get(client)
-    except TypeError:  # not weak-referenceable: never managed
-        return None
-
-
-def adopt(client: Any) -> ClientState | None:
-    """Manage ``client`` if it is a real ``PyJWKClient`` (mocks and other objects are left alone)."""
-    state = state_of(client)
-    if state is not None:
-        return state
-    cls = _pyjwk_client_class()
-    if cls is None or not isinstance(client, cls):
-        return None
-    with _clients_lock:
-        state = _clients.get(client)
-        if state is None:
-            state = ClientState(weakref.ref(client))
-            _clients[client] = state
-            logger.debug("managing SimpleJWT's JWKS client for %s", safe_url(str(getattr(client, "uri", ""))))
-    return state
-
-
-def adopt_existing_clients() -> None:
-    """Manage the client of ``state.token_backend`` when another app imported it before us."""
-    state_module = sys.modules.get("rest_framework_simplejwt.state")
-    backend = getattr(state_module, "token_backend", None) if state_module else None
-    client = getattr(backend, "jwks_client", None)
-    if client is not None:
-        adopt(client)
-
-
-def release_all_clients() -> None:
-    """Stop managing every client (their key sources are dropped with them)."""
-    with _clients_lock:
-        _clients.clear()
-
-
-def managed_client_count() -> int:
-    """How many live clients are managed."""
-    return len(_clients)
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
@@ -145,6 +54,19 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         )
 
 
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """Follow redirects (``JWKS_FOLLOW_REDIRECTS = True``), but never from https to http."""
+
+    def redirect_request(  # type: ignore[override]
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        if req.full_url.lower().startswith("https:") and not newurl.lower().startswith("https:"):
+            raise urllib.error.HTTPError(
+                req.full_url, code, f"redirect from https to {safe_url(newurl)} refused (TLS downgrade)", headers, fp
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 _opener_cache: tuple[Options, urllib.request.OpenerDirector] | None = None
 
 
@@ -159,8 +81,7 @@ def _opener(options: Options) -> urllib.request.OpenerDirector:
         handlers.append(urllib.request.ProxyHandler(proxies))
     if options.ssl_context is not None:
         handlers.append(urllib.request.HTTPSHandler(context=options.ssl_context))
-    if not options.follow_redirects:
-        handlers.append(_RefuseRedirects())
+    handlers.append(_NoDowngrade() if options.follow_redirects else _RefuseRedirects())
     opener = urllib.request.build_opener(*handlers)
     _opener_cache = (options, opener)
     return opener
@@ -177,36 +98,26 @@ def errors() -> tuple[type[Exception], type[Exception]]:
 
 def _drop_unusable_keys(payload: dict[str, Any], url: str) -> dict[str, Any]:
     """PyJWT < 2.5 fails the whole set on one key it cannot load (Keycloak's RSA-OAEP key)."""
-    from jwt.api_jwk import PyJWK  # not re-exported by PyJWT 2.0.x
-
-    keys = payload.get("keys")
-    if not isinstance(keys, list):
-        return payload
-    usable = []
-    for key in keys:
-        try:
-            PyJWK(key)
-        except Exception as exc:  # noqa: BLE001 - PyJWT 2.0-2.4 raise several types here
-            kid = key.get("kid") if isinstance(key, dict) else None
-            alg = key.get("alg") if isinstance(key, dict) else None
-            logger.debug(
-                "JWKS %s: skipping key kid=%s alg=%s that PyJWT %s cannot load (%s)",
-                url,
-                kid,
-                alg,
-                pyjwt_caps().version,
-                type(exc).__name__,
-            )
-            continue
-        usable.append(key)
-    return {**payload, "keys": usable}
+    usable, dropped = usable_signing_keys(payload)
+    log_dropped(dropped, url)
+    keep = {id(k._jwk_data) for k in usable.values() if hasattr(k, "_jwk_data")}
+    return {**payload, "keys": [e for e in payload["keys"] if id(e) in keep]}
 
 
-def _summary(payload: dict[str, Any]) -> list[str]:
-    keys = payload.get("keys")
+def _summary(payload: Any) -> list[str]:
+    keys = payload.get("keys") if isinstance(payload, dict) else None
     if not isinstance(keys, list):
         return []
-    return [f"{k.get('kid')}:{k.get('alg')}/{k.get('use')}" if isinstance(k, dict) else "<not an object>" for k in keys]
+    return [
+        f"{_text(k.get('kid'))}:{_text(k.get('alg'))}/{_text(k.get('use'))}"
+        if isinstance(k, dict)
+        else "<not an object>"
+        for k in keys[:20]
+    ]
+
+
+def _text(value: Any) -> str:
+    return value[:60] if isinstance(value, str) else f"<{type(value).__name__}>" if value is not None else "None"
 
 
 @dataclass(frozen=True)
@@ -279,18 +190,35 @@ def cache_lifetime(cache_control: str, options: Options) -> tuple[float, bool]:
         return options.cache_min, False
     if "max-age" in directives:
         try:
-            max_age = float(directives["max-age"])
+            max_age = float(directives["max-age"][:32])
         except ValueError:
+            max_age = math.nan
+        if not math.isfinite(max_age):  # nan, inf, garbage: an IdP (or a proxy) is confused
+            logger.warning(
+                "JWKS response has an unusable Cache-Control max-age %r; using JWKS_CACHE_LIFESPAN=%g s",
+                directives["max-age"][:32],
+                options.cache_lifespan,
+            )
             return options.cache_lifespan, True
         return min(max(max_age, options.cache_min), options.cache_max), True
     return options.cache_lifespan, True
 
 
 def parse_key_set(body: bytes) -> dict[str, Any]:
-    """The JSON object of a JWKS body (``ValueError`` when it is not one)."""
-    payload: dict[str, Any] = json.loads(body)
+    """The JSON object of a JWKS body; :class:`JWKSFailure` (malformed) when it is not one.
+
+    Bounded: a body nested deeper than a key set can be (or deep enough to exhaust the parser's
+    recursion) is malformed, never a ``RecursionError``.
+    """
+    try:
+        payload = json.loads(body)
+    except RecursionError as exc:
+        raise JWKSFailure("malformed", "the JSON nests too deeply to parse") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise JWKSFailure("malformed", describe(exc)) from exc
     if not isinstance(payload, dict):
-        raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
+        raise JWKSFailure("malformed", f"expected a JSON object, got {type(payload).__name__}")
+    check_depth(payload)
     return payload
 
 
@@ -322,41 +250,43 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
             raise
         status = raw.status
         payload = parse_key_set(raw.body) if raw.status != 304 else {}
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        if raw.status != 304 and not pyjwt_caps().skips_unusable_keys:
+            payload = _drop_unusable_keys(payload, shown)
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError, JWKSFailure) as exc:
         elapsed = (time.perf_counter() - started) * 1000
-        reason = describe(exc)
-        transport = not isinstance(exc, ValueError) or isinstance(exc, JWKSResponseTooLarge)
-        if transport:
+        failure = exc if isinstance(exc, JWKSFailure) else failure_from(exc, status)
+        if failure is not exc:
+            failure.__cause__ = exc
+        if failure.category.reason_code == "jwks_unavailable":
             logger.warning(
                 "JWKS fetch from %s failed after %.0f ms: %s%s (headers sent: %s)",
                 shown,
                 elapsed,
-                reason,
+                failure.detail,
                 _hint(status),
                 options.masked_headers(),
             )
-        else:  # JSONDecodeError, UnicodeDecodeError, not an object
+        else:
             logger.warning(
                 "JWKS fetch from %s returned HTTP %s after %.0f ms but an unusable body: %s",
                 shown,
                 status,
                 elapsed,
-                reason,
+                failure.detail,
             )
         signals.send(
             signals.jwks_fetch_failed,
             client,
             url=shown,
             status=status,
-            reason=reason,
+            reason=failure.detail,
+            kind=failure.kind,
             exception=exc,
             duration_ms=elapsed,
         )
-        if transport:
-            raise network_error(f'Fail to fetch data from the url, err: "{reason}"') from exc
-        raise content_error(f"The JWKS endpoint did not return a JSON key set: {reason}") from exc
-    if raw.status != 304 and not pyjwt_caps().skips_unusable_keys:
-        payload = _drop_unusable_keys(payload, shown)
+        if failure.category.reason_code == "jwks_unavailable":
+            raise network_error(f'Fail to fetch data from the url, err: "{failure.detail}"') from failure
+        raise content_error(f"The JWKS endpoint did not return a JSON key set: {failure.detail}") from failure
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=miss, headers sent: %s",
@@ -374,9 +304,16 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
         status=status,
         duration_ms=raw.elapsed_ms,
         size=len(raw.body),
-        kids=[k.get("kid") for k in payload.get("keys", []) if isinstance(k, dict)],
+        kids=_kids(payload),
     )
     return payload, raw
+
+
+def _kids(payload: dict[str, Any]) -> list[str]:
+    keys = payload.get("keys")
+    if not isinstance(keys, list):
+        return []
+    return [k["kid"] for k in keys[:100] if isinstance(k, dict) and isinstance(k.get("kid"), str)]
 
 
 def _hint(status: int | None) -> str:

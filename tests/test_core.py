@@ -1,0 +1,151 @@
+"""The sound core: one declaration per fact, no import cycles, every check id documented and tested."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from simplejwt_patches.checks import all_check_ids, check_settings, checks_markdown
+from simplejwt_patches.conf import SCHEMA, build_options, settings_markdown
+
+ROOT = Path(__file__).parent.parent
+PACKAGE = ROOT / "simplejwt_patches"
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> package modules it imports, counting imports inside functions and TYPE_CHECKING blocks."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom):
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                if node.level:
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                targets = [f"{target}.{a.name}" for a in node.names] + [target]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for candidate in targets:
+                if candidate in modules and candidate != name:
+                    deps.add(candidate)
+                    break
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_import_cycle_inside_the_package():
+    graph = import_graph()
+    assert "simplejwt_patches.catalog" in graph and graph["simplejwt_patches.clients"]
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _section(marker: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
+    assert start in readme and end in readme, marker
+    return readme.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def test_readme_settings_table_is_generated_from_the_schema():
+    assert _section("settings-table") == settings_markdown().strip()
+
+
+def test_readme_check_table_is_generated_from_the_declarations():
+    assert _section("checks-table") == checks_markdown().strip()
+
+
+def test_every_check_id_has_a_test():
+    """Each id this package can report is asserted by some test (by its full id string)."""
+    text = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    tested = set(re.findall(r"simplejwt_patches\.([EW]\d{3})", text))
+    missing = sorted(set(all_check_ids()) - tested)
+    assert not missing, f"check ids without a test: {missing}"
+
+
+def test_every_setting_declares_each_fact_once():
+    keys = [s.key for s in SCHEMA]
+    assert len(keys) == len(set(keys))
+    for s in SCHEMA:
+        assert s.doc and s.check and re.fullmatch(r"[EW]\d{3}", s.check), s.key
+        assert build_options({}).value(s.key) == s.fallback() or s.key in ("JWKS_HEADERS", "JWKS_SSL_CONTEXT")
+
+
+@pytest.mark.parametrize("setting", SCHEMA, ids=lambda s: s.key)
+def test_every_setting_reports_a_bad_value_under_its_own_check_id(setting):
+    with override_settings(SIMPLE_JWT_PATCHES={setting.key: object()}):
+        messages = check_settings()
+    assert [m.id for m in messages] == [f"simplejwt_patches.{setting.check}"], setting.key
+    assert setting.key in messages[0].msg
+
+
+def test_shared_cache_alias_must_exist():
+    """simplejwt_patches.E018: JWKS_SHARED_CACHE names a cache that is not in settings.CACHES."""
+    with override_settings(SIMPLE_JWT_PATCHES={"JWKS_SHARED_CACHE": "nope"}):
+        messages = check_settings()
+    assert [m.id for m in messages] == ["simplejwt_patches.E018"]
+    assert "JWKS_SHARED_CACHE" in messages[0].msg and "'nope'" in messages[0].msg
