@@ -175,3 +175,28 @@ def test_force_verify_works_alone_with_the_diagnostics_fixer_disabled(api, idp):
         finally:
             simplejwt_patches.revert()
     simplejwt_patches.apply()
+
+
+@pytest.mark.fixer("token.init.force-verify")
+def test_force_verify_passes_every_other_argument_through():
+    """Defect 6 of issue 7: ``force_verify`` called ``wrapped(token, True)`` and dropped the rest."""
+    from simplejwt_patches.patches import token as token_patches
+
+    seen: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def wrapped(*args: object, **kwargs: object) -> None:
+        seen.append((args, kwargs))
+
+    def call(*args: object, **kwargs: object) -> None:
+        token_patches.verifying_request(lambda: token_patches.force_verify(wrapped, None, args, kwargs), None, (), {})
+
+    call("tok", False, "extra", backend="b")
+    call("tok", verify=False, backend="b")
+    call("tok", False)
+    token_patches.force_verify(wrapped, None, ("tok", False, "extra"), {})  # outside authentication: untouched
+    assert seen == [
+        (("tok", True, "extra"), {"backend": "b"}),
+        (("tok",), {"verify": True, "backend": "b"}),
+        (("tok", True), {}),
+        (("tok", False, "extra"), {}),
+    ]
