@@ -29,7 +29,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -194,6 +194,57 @@ class SharedCache:
         except (TypeError, ValueError):  # e.g. NaN inside the IdP's JSON: not shareable
             return
         self._op("set", self.key(url), sealed, timeout=max(1, min(math.ceil(ttl), 10**7)))
+
+    def refresh(
+        self,
+        url: str,
+        *,
+        fetch: Callable[[], KeySet],
+        adopt: Callable[[dict[str, Any]], KeySet],
+        since: float | None,
+        wall: float,
+        options: Options,
+    ) -> KeySet:
+        """One fetch for the fleet: adopt a newer published set, or take the lock, fetch and publish,
+        or wait (bounded by ``JWKS_TIMEOUT``) for the lock holder's set; a broken cache means fetch alone."""
+        entry = self.get(url)
+        if entry is not None and entry["expires"] > wall and (since is None or entry["fetched"] > since):
+            return adopt(entry)
+        locked = self.lock(url, options.timeout + 5)
+        if locked is None:  # cache down: work alone
+            return fetch()
+        if locked:
+            try:
+                keyset = fetch()
+                if keyset.storable:
+                    self.put(url, keyset, (keyset.expires_wall - wall) + options.stale_if_error)
+                return keyset
+            finally:
+                self.unlock(url)
+        # Another process is fetching: wait (bounded) for what it publishes.
+        floor = since if since is not None else (entry["fetched"] if entry else 0.0)
+        for _ in range(int((options.timeout + 2) / 0.05)):
+            time.sleep(0.05)
+            entry = self.get(url)
+            if entry is not None and entry["fetched"] > floor and entry["expires"] > wall:
+                return adopt(entry)
+            if not self.locked(url):
+                entry = self.get(url)
+                if entry is not None and entry["fetched"] > floor and entry["expires"] > wall:
+                    return adopt(entry)
+                failure = JWKSFailure("peer_failed", f"no fresh key set was published in {self.alias!r}")
+                failure.__cause__ = JWKSSharedRefreshFailed(
+                    f"no fresh key set was published for {safe_url(url)} in {self.alias!r}"
+                )
+                raise _connection_error("the JWKS refresh by another process failed") from failure
+        return fetch()  # the lock holder is stuck: fetch ourselves
+
+    def stale(self, url: str, wall: float, stale_if_error: float) -> dict[str, Any] | None:
+        """The published entry while it is within ``stale_if_error`` of its expiry (a fleet's last good set)."""
+        entry = self.get(url)
+        if entry is None or entry["expires"] + stale_if_error <= wall:
+            return None
+        return entry
 
     def lock(self, url: str, ttl: float) -> bool | None:
         """``True`` when acquired, ``False`` when another process holds it, ``None`` when the cache is down."""
@@ -384,38 +435,14 @@ class KeySource:
         previous = self._keyset
         if not options.shared_cache:
             return self._network(client, options, previous, now)
-        wall = now[1]
-        shared = SharedCache(options.shared_cache)
-        entry = shared.get(url)
-        if entry is not None and entry["expires"] > wall:
-            if previous is None or entry["fetched"] > previous.fetched_wall:
-                return self._adopt(entry, url, now)
-        locked = shared.lock(url, options.timeout + 5)
-        if locked is None:  # cache down: work alone
-            return self._network(client, options, previous, now)
-        if locked:
-            try:
-                keyset = self._network(client, options, previous, now)
-                if keyset.storable:
-                    shared.put(url, keyset, (keyset.expires_wall - wall) + options.stale_if_error)
-                return keyset
-            finally:
-                shared.unlock(url)
-        # Another process is fetching: wait (bounded) for what it publishes.
-        since = previous.fetched_wall if previous else (entry["fetched"] if entry else 0.0)
-        for _ in range(int((options.timeout + 2) / 0.05)):
-            time.sleep(0.05)
-            entry = shared.get(url)
-            if entry is not None and entry["fetched"] > since and entry["expires"] > wall:
-                return self._adopt(entry, url, now)
-            if not shared.locked(url):
-                entry = shared.get(url)
-                if entry is not None and entry["fetched"] > since and entry["expires"] > wall:
-                    return self._adopt(entry, url, now)
-                raise _connection_error("the JWKS refresh by another process failed") from JWKSSharedRefreshFailed(
-                    f"no fresh key set was published for {safe_url(url)} in {options.shared_cache!r}"
-                )
-        return self._network(client, options, previous, now)  # the lock holder is stuck: fetch ourselves
+        return SharedCache(options.shared_cache).refresh(
+            url,
+            fetch=lambda: self._network(client, options, previous, now),
+            adopt=lambda entry: self._adopt(entry, url, now),
+            since=previous.fetched_wall if previous else None,
+            wall=now[1],
+            options=options,
+        )
 
     def _stale_from_shared(self, options: Options, now: tuple[float, float]) -> KeySet | None:
         """The shared cache's last good set if still within ``JWKS_STALE_IF_ERROR`` of its expiry."""
@@ -423,8 +450,8 @@ class KeySource:
         if not options.shared_cache or client is None:
             return None
         url = str(client.uri)
-        entry = SharedCache(options.shared_cache).get(url)
-        if entry is None or entry["expires"] + options.stale_if_error <= now[1]:
+        entry = SharedCache(options.shared_cache).stale(url, now[1], options.stale_if_error)
+        if entry is None:
             return None
         try:
             keyset = self._adopt(entry, url, now)
