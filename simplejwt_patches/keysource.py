@@ -223,7 +223,7 @@ class SharedCache:
                 self.unlock(url)
         # Another process is fetching: wait (bounded) for what it publishes.
         floor = since if since is not None else (entry["fetched"] if entry else 0.0)
-        for _ in range(int((options.timeout + 2) / 0.05)):
+        for _ in range(max(1, int(options.timeout / 0.05))):  # bounded by JWKS_TIMEOUT
             time.sleep(0.05)
             entry = self.get(url)
             if entry is not None and entry["fetched"] > floor and entry["expires"] > wall:
@@ -369,12 +369,23 @@ class KeySource:
 
     def _refresh_sync(self, options: Options, now: tuple[float, float]) -> KeySet:
         generation = self._generation
-        with self._refresh_lock:  # single flight: wait for a refresh already in progress
+        # Single flight: wait for a refresh already in progress, but never longer than JWKS_TIMEOUT
+        # (the fetch itself has that deadline; a waiter must not queue behind it indefinitely).
+        if not self._refresh_lock.acquire(timeout=options.timeout):
+            keyset = self._keyset
+            if keyset is not None and now[0] < keyset.expires_mono + options.stale_if_error:
+                return keyset  # the stale set, while a slow refresh is still running
+            raise _connection_error(
+                f"a JWKS refresh in progress did not finish within JWKS_TIMEOUT={options.timeout:g} s"
+            ) from JWKSFailure("timeout", "waited JWKS_TIMEOUT for a refresh in progress")
+        try:
             if self._generation != generation:
                 if self._last_ok and self._keyset is not None:
                     return self._keyset
                 raise self._error_again(now[0], options)
             return self._attempt(options, now)
+        finally:
+            self._refresh_lock.release()
 
     def _refresh_in_background(self, options: Options, clock: tuple[float, float], generation: int) -> None:
         now = clock[0]

@@ -13,6 +13,10 @@ import http.client
 import json
 import logging
 import math
+import socket
+import ssl
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -67,24 +71,100 @@ class _NoDowngrade(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_opener_cache: tuple[Options, urllib.request.OpenerDirector] | None = None
+class Deadline:
+    """``JWKS_TIMEOUT`` as a deadline for a whole fetch: connect, TLS, headers and body.
+
+    A socket timeout bounds each read, so an IdP that drips one byte at a time could hold a fetch
+    (and every request waiting for it) for minutes. Every socket the fetch opens is registered
+    here, and a timer shuts them down when the deadline passes; the blocked read then fails and
+    the fetch raises ``TimeoutError``. Name resolution itself is bounded by the resolver.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self.ends - time.monotonic())
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def create_connection(self, address: tuple[str, int], timeout: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """``socket.create_connection`` bounded by the deadline, registering the socket."""
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise TimeoutError(f"JWKS_TIMEOUT deadline of {self.seconds:g} s passed")
+        per_op = remaining if not isinstance(timeout, (int, float)) else min(float(timeout), remaining)
+        sock = socket.create_connection(address, per_op, *args, **kwargs)
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            self._expire()
+        return sock
 
 
-def _opener(options: Options) -> urllib.request.OpenerDirector:
-    global _opener_cache
-    cached = _opener_cache
-    if cached is not None and cached[0] is options:
-        return cached[1]
-    handlers: list[urllib.request.BaseHandler] = []
+def _connection_class(base: type[http.client.HTTPConnection], deadline: Deadline) -> Any:
+    def build(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = base(*args, **kwargs)
+        connection._create_connection = deadline.create_connection  # type: ignore[attr-defined]
+        return connection
+
+    return build
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_connection_class(http.client.HTTPConnection, self._deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: Deadline, context: ssl.SSLContext | None) -> None:
+        super().__init__(context=context)
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        kwargs: dict[str, Any] = {"context": self._context}  # type: ignore[attr-defined]
+        if sys.version_info < (3, 12):
+            kwargs["check_hostname"] = self._check_hostname  # type: ignore[attr-defined]
+        return self.do_open(_connection_class(http.client.HTTPSConnection, self._deadline), req, **kwargs)
+
+
+def _opener(options: Options, deadline: Deadline) -> urllib.request.OpenerDirector:
+    handlers: list[urllib.request.BaseHandler] = [
+        _HTTPHandler(deadline),
+        _HTTPSHandler(deadline, options.ssl_context),
+    ]
     if options.proxy is not None:
         proxies = {} if options.proxy == "" else {"http": options.proxy, "https": options.proxy}
         handlers.append(urllib.request.ProxyHandler(proxies))
-    if options.ssl_context is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=options.ssl_context))
     handlers.append(_NoDowngrade() if options.follow_redirects else _RefuseRedirects())
-    opener = urllib.request.build_opener(*handlers)
-    _opener_cache = (options, opener)
-    return opener
+    return urllib.request.build_opener(*handlers)
 
 
 def errors() -> tuple[type[Exception], type[Exception]]:
@@ -149,11 +229,14 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
         headers["If-Modified-Since"] = last_modified
     request = urllib.request.Request(url, headers=headers)
     started = time.perf_counter()
+    deadline = Deadline(options.timeout)
     try:
-        with _opener(options).open(request, timeout=options.timeout) as response:
+        with deadline, _opener(options, deadline).open(request, timeout=options.timeout) as response:
             status = response.status
             response_headers = response.headers
             body = response.read(options.max_bytes + 1)
+            if deadline.expired:
+                raise TimeoutError(f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed")
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 304 and (etag or last_modified):
@@ -161,6 +244,10 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
                 url, 304, "", b"", (time.perf_counter() - started) * 1000,
                 exc.headers.get("Cache-Control", "") if exc.headers else "", etag, last_modified,
             )  # fmt: skip
+        raise
+    except (OSError, http.client.HTTPException) as exc:
+        if deadline.expired and not isinstance(exc, TimeoutError):
+            raise TimeoutError(f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed") from exc
         raise
     if len(body) > options.max_bytes:
         raise JWKSResponseTooLarge(

@@ -57,6 +57,7 @@ class Mode(str, enum.Enum):
     EMPTY = "empty"  # 200 {"keys": []}
     REDIRECT = "redirect"  # 302 to redirect_to
     CLOSE = "close"  # close the connection without any HTTP response
+    DRIP = "drip"  # 200 headers at once, then the body one byte every drip_seconds (a slow-loris IdP)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,8 @@ class FakeKeycloak:
         self.redirect_to: str | None = None
         self.cache_control: str = "no-cache"  # Cache-Control sent with the JWKS (Keycloak: no-cache)
         self.etags: bool = False  # send ETag with the JWKS and answer If-None-Match with 304
+        self.custom_body: bytes | None = None  # served as the JWKS body instead of the real key set
+        self.drip_seconds: float = 0.25
         self._lock = threading.RLock()
         self._mode = Mode.OK
         self._requests: list[RecordedRequest] = []
@@ -307,6 +310,8 @@ class FakeKeycloak:
             self._requests.clear()
         self.cache_control = "no-cache"
         self.etags = False
+        self.custom_body = None
+        self.drip_seconds = 0.25
 
     # -- keys ------------------------------------------------------------
     def _add_signing_key(self, key: rsa.RSAPrivateKey) -> str:
@@ -459,6 +464,24 @@ class FakeKeycloak:
     def _etag(self) -> str:
         return '"' + hashlib.sha256(json.dumps(self.jwks(), sort_keys=True).encode()).hexdigest()[:16] + '"'
 
+    def _drip(self, h: _Handler, body: bytes) -> None:
+        """Headers at once, then one byte per ``drip_seconds`` (bounded by the body and by stop())."""
+        h.close_connection = True
+        h.send_response(200)
+        h.send_header("Content-Type", _JSON)
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.wfile.flush()
+        for i in range(len(body)):
+            if self._stop_event.wait(self.drip_seconds):
+                return
+            try:
+                h.wfile.write(body[i : i + 1])
+                h.wfile.flush()
+            except OSError:  # the client gave up: that is the point
+                return
+
     def _handle(self, h: _Handler, head: bool) -> None:
         received = time.monotonic()
         path = urlsplit(h.path).path
@@ -511,11 +534,16 @@ class FakeKeycloak:
                 body = b'{"keys": ['
             elif mode is Mode.EMPTY:
                 body = b'{"keys": []}'
+            elif self.custom_body is not None:
+                body = self.custom_body
             else:
                 body = json.dumps(self.jwks()).encode()
             extra = {"Cache-Control": self.cache_control}
             if self.etags:
                 extra["ETag"] = self._etag()
+            if mode is Mode.DRIP:
+                self._drip(h, body)
+                return
             h.reply(200, body, _JSON, head, extra)
         elif path == realm_path:
             public = (

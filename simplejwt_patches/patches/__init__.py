@@ -6,6 +6,8 @@ nothing upstream is imported or changed until :func:`simplejwt_patches.apply` ru
 
 from __future__ import annotations
 
-from . import jwt_authentication, pyjwk_client, token, token_backend
+# Registration order is installation order: on a shared target, earlier fixers wrap innermost
+# ("hostile" must turn a crash into TokenError inside the wrapper that records TokenErrors).
+from . import hostile, jwt_authentication, pyjwk_client, token, token_backend
 
-__all__ = ["jwt_authentication", "pyjwk_client", "token", "token_backend"]
+__all__ = ["hostile", "jwt_authentication", "pyjwk_client", "token", "token_backend"]

@@ -12,7 +12,7 @@ from ..clients import adopt
 from ..diagnostics import promote_context
 from ..registry import DIAGNOSTICS, FUNCTIONAL, fixer
 
-__all__ = ["decode", "get_verifying_key"]
+__all__ = ["decode", "get_verifying_key", "invalid_message"]
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +32,7 @@ def _jwks_errors() -> tuple[type[BaseException], ...]:
 
 
 @lru_cache(maxsize=1)
-def _invalid_message() -> Any:
+def invalid_message() -> Any:
     from django.utils.translation import gettext_lazy as _
     from rest_framework_simplejwt import exceptions
 
@@ -70,7 +70,7 @@ def get_verifying_key(wrapped: Callable[..., Any], instance: Any, args: tuple[An
     except TokenBackendError:
         raise
     except _jwks_errors() as exc:
-        raise TokenBackendError(_invalid_message()) from promote_context(exc)
+        raise TokenBackendError(invalid_message()) from promote_context(exc)
 
 
 @fixer(
