@@ -9,6 +9,7 @@ failure is raised as PyJWT's own exception class *from* the urllib/ssl/json erro
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -155,10 +156,16 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(_connection_class(http.client.HTTPSConnection, self._deadline), req, **kwargs)
 
 
+@functools.lru_cache(maxsize=1)
+def _default_context() -> ssl.SSLContext:
+    """urllib's default TLS context, built once (loading the system CAs takes ~20 ms)."""
+    return ssl.create_default_context()
+
+
 def _opener(options: Options, deadline: Deadline) -> urllib.request.OpenerDirector:
     handlers: list[urllib.request.BaseHandler] = [
         _HTTPHandler(deadline),
-        _HTTPSHandler(deadline, options.ssl_context),
+        _HTTPSHandler(deadline, options.ssl_context or _default_context()),
     ]
     if options.proxy is not None:
         proxies = {} if options.proxy == "" else {"http": options.proxy, "https": options.proxy}

@@ -149,3 +149,21 @@ def test_shared_cache_alias_must_exist():
         messages = check_settings()
     assert [m.id for m in messages] == ["simplejwt_patches.E018"]
     assert "JWKS_SHARED_CACHE" in messages[0].msg and "'nope'" in messages[0].msg
+
+
+def test_the_leak_detector_finds_a_logged_token_or_secret():
+    import logging
+
+    from tests.conftest import DETECTOR, SENSITIVE, register_sensitive_token
+
+    token = register_sensitive_token("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsZWFrLXRlc3QifQ.c2lnbmF0dXJlLW9mLWxlYWstdGVzdA")
+    SENSITIVE.add("sjp-leak-test-secret-value")
+    start = len(DETECTOR.records)
+    log = logging.getLogger("simplejwt_patches.leaktest")
+    log.warning("token=%s", token)
+    log.warning("signature only: (%s)", token.split(".")[2])
+    log.warning("header X-Key: sjp-leak-test-secret-value")
+    log.warning("nothing to see: kid=abc sha256=0123456789ab")
+    found = DETECTOR.leaks(start)
+    del DETECTOR.records[start:]  # keep the autouse check of this test itself clean
+    assert len(found) >= 3 and not any("nothing to see" in f for f in found)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
 
 import pytest
 from django.conf import settings
 from django.test import override_settings
 
 from tests.conftest import last_exception
-from tests.helpers import find_in_chain
+from tests.helpers import _b64, find_in_chain, with_claims
 from tests.idp import Mode
 
 pytestmark = pytest.mark.django_db
@@ -130,47 +129,6 @@ def test_hostile_max_age_keeps_the_refetch_bound(api, idp, value):
     for _ in range(20):
         assert api(idp.mint()).status_code == 200
     assert len(idp.jwks_requests()) == 1
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def craft(idp: Any, header: str | None = None, claims: str | None = None) -> str:
-    """A token whose header and claims are the given raw JSON texts, validly signed with the IdP's key.
-
-    Raw text, so that hostile JSON (NaN, Infinity, 1e999, deep nesting) reaches the parser as sent.
-    """
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    from tests.conftest import register_sensitive_token
-
-    if header is None:
-        header = json.dumps({"alg": "RS256", "typ": "JWT", "kid": idp.active_kid})
-    if claims is None:
-        claims = json.dumps(json.loads(_segment(idp.mint(), 1)))
-    signing_input = f"{_b64(header.encode())}.{_b64(claims.encode())}"
-    key = serialization.load_pem_private_key(idp.signing_key_pem(), password=None)
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr,call-arg]
-    return register_sensitive_token(f"{signing_input}.{_b64(signature)}")
-
-
-def _segment(token: str, index: int) -> str:
-    import base64
-
-    part = token.split(".")[index]
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
-
-
-def with_claims(idp: Any, **raw: str) -> str:
-    """The IdP's normal claims with some replaced by raw JSON texts (``exp="1e999"``)."""
-    base = json.loads(_segment(idp.mint(), 1))
-    text = json.dumps({k: v for k, v in base.items() if k not in raw})[:-1]
-    extra = ", ".join(f"{json.dumps(k)}: {v}" for k, v in raw.items())
-    return craft(idp, claims=text + (", " if extra else "") + extra + "}")
 
 
 @pytest.mark.fixer("token.init.hostile-input")

@@ -1,0 +1,126 @@
+"""Tests that hunt (issue 8): hypothesis at every trust boundary, through DRF's real request path.
+
+Counts come from the environment so that CI's ``fuzz`` sessions feed 10,000 tokens and 5,000 key-set
+responses (``SJP_FUZZ_TOKENS``, ``SJP_FUZZ_KEYSETS``) while each matrix cell runs a short version.
+Every example asserts: never a 500 (only 200 or 401), and - through the autouse leak detector -
+never a token or a secret header value in any log record.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from tests.helpers import craft
+from tests.strategies import cache_controls, key_set_bodies, setting_values, token_claims, token_headers
+
+pytestmark = pytest.mark.django_db
+
+TOKENS = int(os.environ.get("SJP_FUZZ_TOKENS", "100"))
+KEYSETS = int(os.environ.get("SJP_FUZZ_KEYSETS", "60"))
+
+
+def fuzz(examples: int) -> hsettings:
+    """Bounded count, no deadline (a cold JWKS fetch per example), no example database on disk."""
+    return hsettings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+STATS: dict[str, int] = {"tokens": 0, "keysets": 0}
+
+
+_BASE: dict[str, dict[str, object]] = {}
+
+
+def _raw_token(idp, header: dict[str, str], claims: dict[str, str], signed: bool) -> str:
+    import base64
+    import json
+
+    if idp.active_kid not in _BASE:
+        _BASE.clear()
+        _BASE[idp.active_kid] = json.loads(base64.urlsafe_b64decode(idp.mint(expires_in=3600).split(".")[1] + "==="))
+    base_claims = _BASE[idp.active_kid]
+    claims_text = json.dumps({k: v for k, v in base_claims.items() if k not in claims})[:-1]
+    claims_text += "".join(f", {json.dumps(k)}: {v}" for k, v in claims.items()) + "}"
+    header_text = '{"alg": "RS256", "typ": "JWT", "kid": ' + json.dumps(idp.active_kid)
+    header_text += "".join(f", {json.dumps(k)}: {v}" for k, v in header.items()) + "}"
+    token = craft(idp, header=header_text, claims=claims_text)
+    if not signed:
+        token = token.rsplit(".", 1)[0] + ".c2lnbmF0dXJl"
+    return token
+
+
+@fuzz(TOKENS)
+@given(header=token_headers, claims=token_claims, signed=st.booleans())
+def test_any_token_is_200_or_401(api, idp, header, claims, signed):
+    response = api(_raw_token(idp, header, claims, signed))
+    STATS["tokens"] += 1
+    assert response.status_code in (200, 401), (response.status_code, header, claims, response.content[:300])
+
+
+_TOKENS: dict[str, str] = {}
+
+
+def _token(idp) -> str:
+    """One valid token per signing key (minting is an RSA signature: not per example)."""
+    if idp.active_kid not in _TOKENS:
+        _TOKENS.clear()
+        _TOKENS[idp.active_kid] = idp.mint(expires_in=3600)
+    return _TOKENS[idp.active_kid]
+
+
+@fuzz(KEYSETS)
+@given(data=st.data(), cache_control=cache_controls)
+def test_any_key_set_response_is_200_or_401(api, idp, fresh_backend, data, cache_control):
+    good = [k for k in idp.jwks()["keys"] if k.get("use") == "sig"]
+    body = data.draw(key_set_bodies(good_keys=good))
+    idp.custom_body = body
+    idp.cache_control = cache_control
+    fresh_backend()  # a new client: a cold fetch of this body
+    response = api(_token(idp))
+    STATS["keysets"] += 1
+    assert response.status_code in (200, 401), (response.status_code, body[:200], response.content[:300])
+
+
+@fuzz(min(KEYSETS, 300))
+@given(entry=st.one_of(setting_values, st.fixed_dictionaries({"v": st.sampled_from([1, 2]), "body": setting_values,
+                                                             "mac": setting_values})))  # fmt: skip
+def test_any_shared_cache_entry_is_ignored_unless_authentic(api, idp, fresh_backend, entry):
+    """Finding 10 and 11: wrong field types gave a 500; whoever writes the cache could plant a key."""
+    from django.core.cache import caches
+
+    from simplejwt_patches.keysource import SharedCache
+
+    caches_conf = {**settings.CACHES, "fuzz": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES=caches_conf, SIMPLE_JWT_PATCHES={"JWKS_SHARED_CACHE": "fuzz"}):
+        try:
+            caches["fuzz"].set(SharedCache.key(idp.jwks_url), entry, timeout=60)
+        except Exception:  # noqa: BLE001 - a value the cache itself cannot store is no entry
+            pytest.skip("unpicklable value")
+        fresh_backend()
+        response = api(_token(idp))
+    assert response.status_code == 200, response.content[:300]
+
+
+@fuzz(300)
+@given(raw=st.dictionaries(st.sampled_from([s.key for s in __import__("simplejwt_patches.conf").conf.SCHEMA]),
+                           setting_values, max_size=4))  # fmt: skip
+def test_any_settings_value_gives_check_messages_never_an_exception(raw):
+    import math
+
+    from simplejwt_patches.checks import check_disable, check_settings
+    from simplejwt_patches.conf import SCHEMA, build_options
+
+    options = build_options(raw)
+    for s in SCHEMA:
+        value = options.value(s.key)
+        if isinstance(value, float):
+            assert math.isfinite(value) and value >= 0, s.key
+    with override_settings(SIMPLE_JWT_PATCHES=raw):
+        messages = check_settings() + check_disable()
+    assert all(m.id.startswith("simplejwt_patches.") for m in messages)
