@@ -189,3 +189,32 @@ def test_a_crash_in_the_projects_own_token_class_is_not_hidden(idp, fresh_backen
     assert isinstance(hostile.value.__cause__, OverflowError)
     with pytest.raises(ValueError, match="the project's own bug"):
         ProjectToken(idp.mint())
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 1e30, "5", True, None])
+@pytest.mark.parametrize("key", ["JWKS_TIMEOUT", "JWKS_REFETCH_COOLDOWN", "JWKS_CACHE_MAX", "JWKS_STALE_IF_ERROR"])
+def test_settings_refuse_nan_inf_negative_and_huge_numbers(key, value):
+    """Finding 2: settings validation accepted NaN and infinity for timeouts, cooldowns and bounds."""
+    import math
+
+    from simplejwt_patches.checks import check_settings
+    from simplejwt_patches.conf import get_options
+
+    with override_settings(SIMPLE_JWT_PATCHES={key: value}):
+        messages = check_settings()
+        effective = get_options().value(key)
+    assert [m.id for m in messages] == ["simplejwt_patches.E011"] and key in messages[0].msg
+    assert math.isfinite(effective) and effective >= 0
+
+
+@pytest.mark.fixer("pyjwt.client.key-source")
+def test_nan_max_age_with_the_shared_cache_is_not_a_500(api, idp, redis, fresh_backend):
+    """Finding 2: with JWKS_SHARED_CACHE, ``max-age=nan`` answered a mix of 500 and 401 (math.ceil(nan))."""
+    caches = {**settings.CACHES, "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis}}
+    idp.cache_control = "max-age=nan"
+    with override_settings(CACHES=caches, SIMPLE_JWT_PATCHES={"JWKS_SHARED_CACHE": "jwks"}):
+        for _ in range(3):
+            fresh_backend()
+            for _ in range(10):
+                assert api(idp.mint()).status_code == 200
+    assert len(idp.jwks_requests()) == 1  # the other "processes" adopted the published set

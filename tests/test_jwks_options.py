@@ -208,6 +208,24 @@ def test_redirects_can_be_allowed(api, idp):
         assert api(idp.mint()).status_code == 200
 
 
+def test_allowed_redirects_never_downgrade_https_to_http(api, idp, https_idp, tls, fresh_backend):
+    """Finding 7 of issue 8: with JWKS_FOLLOW_REDIRECTS, an https JWK_URL redirected to http was followed."""
+    from simplejwt_patches.failures import JWKSFailure
+
+    https_idp.mode = Mode.REDIRECT
+    token = _with_tls_subject(https_idp, idp)
+    with patches(JWKS_CA_BUNDLE=str(tls[2]), JWKS_FOLLOW_REDIRECTS=True):
+        https_idp.redirect_to = idp.jwks_url  # plain http, publishing the same keys
+        assert api(token).status_code == 401
+        error = find_in_chain(last_exception(), urllib.error.HTTPError)
+        assert "https to" in str(error.msg) and "refused" in str(error.msg)
+        assert find_in_chain(last_exception(), JWKSFailure).kind == "redirect"
+        assert idp.jwks_requests() == []  # the http URL was never contacted
+        https_idp.redirect_to = None  # https -> https (its own /elsewhere/certs) is still followed
+        fresh_backend()  # a new client: no cooldown from the refused attempt
+        assert api(token).status_code == 200
+
+
 def test_oversized_response_is_refused(api, idp):
     with patches(JWKS_MAX_BYTES=100):
         assert api(idp.mint()).status_code == 401
