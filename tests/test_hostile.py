@@ -27,7 +27,7 @@ def test_slow_drip_idp_is_bounded_by_jwks_timeout(idp, fresh_backend):
     from rest_framework.exceptions import AuthenticationFailed
     from rest_framework.request import Request
     from rest_framework.test import APIRequestFactory
-    from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+    from rest_framework_simplejwt.authentication import JWTTokenUserAuthentication  # 5.0.0 has no Stateless alias
 
     idp.mode = Mode.DRIP
     idp.drip_seconds = 0.25
@@ -41,7 +41,7 @@ def test_slow_drip_idp_is_bounded_by_jwks_timeout(idp, fresh_backend):
         barrier.wait(timeout=5)
         started = time.monotonic()
         try:
-            JWTStatelessUserAuthentication().authenticate(request)
+            JWTTokenUserAuthentication().authenticate(request)
             outcomes.append("200")
         except AuthenticationFailed:
             outcomes.append("401")

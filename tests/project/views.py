@@ -25,4 +25,5 @@ class WhoAmI(APIView):
     permission_classes = (IsAuthenticated,)
 
     def get(self, request: Request) -> Response:
-        return Response({"username": request.user.get_username(), "azp": request.auth.get("azp")})
+        azp = request.auth.get("azp")  # a claim: any JSON, e.g. 1e999, which JSON rendering refuses
+        return Response({"username": request.user.get_username(), "azp": azp if isinstance(azp, str) else None})
