@@ -13,12 +13,14 @@ E011      a setting has the wrong type or value
 E012      a ``JWKS_HEADERS`` entry contains CR/LF (header injection)
 E013      ``JWKS_CA_BUNDLE`` cannot be loaded
 E014      ``JWKS_SSL_CONTEXT`` factory failed or returned something else
-E015      ``UNKNOWN_VERSION`` is not ``warn``/``error``/``latest``
+E015      ``UNKNOWN_VERSION`` is not ``proven``/``warn``/``error``/``latest``
 E016      ``DISABLE`` names an unknown patch id
 E017      both ``JWKS_CA_BUNDLE`` and ``JWKS_SSL_CONTEXT`` are set
 W020      ``SIMPLE_JWT['JWK_URL']`` is not https (loopback excepted)
 E030      ``SIMPLE_JWT['JWK_URL']`` is not a string
 W030      a patch was skipped or failed because the upstream attribute is missing or changed
+W031      a patch was skipped: the SimpleJWT code it wraps differs from the code proven for it
+W032      source of SimpleJWT not available: fingerprints not checked, fell back to the version rule
 ========  ===============================================================================
 """
 
@@ -34,7 +36,7 @@ from .conf import SETTING, Problem, get_options, jwk_url_problems
 from .pins import PINS
 from .versions import pyjwt_caps, simplejwt_version
 
-__all__ = ["check_disable", "check_jwk_url", "check_patches", "check_settings", "check_version"]
+__all__ = ["check_disable", "check_fingerprints", "check_jwk_url", "check_patches", "check_settings", "check_version"]
 
 TAG = "simplejwt_patches"
 
@@ -54,6 +56,8 @@ def check_version(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         return []
     known = ", ".join(p.simplejwt for p in PINS)
     policy = get_options().unknown_version
+    if policy == "proven":  # each fixer is proven by fingerprint or reported by W031/W032
+        return []
     text = f"djangorestframework-simplejwt {version} is not a pinned release (known: {known})"
     hint = (
         "Upgrade simplejwt-patches, pin a known SimpleJWT release, or set "
@@ -141,8 +145,10 @@ def check_jwk_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 @checks.register(TAG, checks.Tags.compatibility)
 def check_patches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W030: a pinned patch could not be applied (upstream attribute missing or changed)."""
-    from .patcher import status
+    from .patcher import selection, status
 
+    chosen = selection()
+    changed = {c.fixer_id for c in chosen.changed} if chosen else set()  # reported by W031
     return [
         checks.Warning(
             f"patch {f.id} was {f.state}: {f.reason}",
@@ -151,8 +157,36 @@ def check_patches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
             id="simplejwt_patches.W030",
         )
         for f in status().fixers
-        if f.state in ("skipped", "failed")
+        if f.state in ("skipped", "failed") and f.id not in changed
     ]
+
+
+@checks.register(TAG, checks.Tags.compatibility)
+def check_fingerprints(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W031/W032: SimpleJWT code differs from the code a fixer was proven on, or cannot be read."""
+    from .patcher import selection
+
+    chosen = selection()
+    if chosen is None:
+        return []
+    messages: list[checks.CheckMessage] = [
+        checks.Warning(
+            f"patch {c.fixer_id} was skipped: {c.reason}.",
+            hint="The SimpleJWT code this patch wraps is not the code it was proven on (a new release, a fork or a "
+            "local edit). Pin the release with `make pin VERSION=X` once our suite passes on it.",
+            id="simplejwt_patches.W031",
+        )
+        for c in chosen.changed
+    ]
+    if chosen.source_unavailable:
+        messages.append(
+            checks.Warning(
+                f"SimpleJWT {chosen.source_unavailable}.",
+                hint="Install SimpleJWT with its .py sources so patches can be proven by fingerprint.",
+                id="simplejwt_patches.W032",
+            )
+        )
+    return messages
 
 
 _PROBE_IDS = {
