@@ -251,7 +251,8 @@ class Options:
         "UNKNOWN_VERSION", "proven", choice("proven", "warn", "error", "latest"), "E015",
         doc='unpinned SimpleJWT: `"proven"` applies each fixer whose SimpleJWT code is identical (normalised '
         "fingerprint) to a pinned release it applies to, and skips one whose code changed (W031); "
-        '`"warn"` skips patching (W001), `"error"` refuses to start (E001), `"latest"` applies the newest patch set (W002)',
+        '`"warn"` skips patching (W001), `"error"` refuses to start (E001), `"latest"` applies the newest patch '
+        "set (W002)",
     )  # fmt: skip
     disable = Setting(
         "DISABLE", (), _disable, "E016",

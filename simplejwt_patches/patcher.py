@@ -202,7 +202,8 @@ def apply() -> Status:
             for fx in _dependency_order([c.fixer for c in chosen.choices]):
                 skip = by_id[fx.id].skip
                 if skip and fx.id not in get_options().disable:
-                    state = FixerStatus(fx.id, fx.target, "skipped", skip, fx.summary, fx.kind, by_id[fx.id].selected_by)
+                    by = by_id[fx.id].selected_by
+                    state = FixerStatus(fx.id, fx.target, "skipped", skip, fx.summary, fx.kind, by)
                 else:
                     state = _install(fx, by_id[fx.id].selected_by, _fixer_states)
                 _fixer_states[fx.id] = state

@@ -93,7 +93,7 @@ def sdist_fingerprints(version: str) -> dict[str, str]:
         (sdist,) = Path(tmp).glob("*.tar.gz")
         with tarfile.open(sdist) as tar:
             members = [m for m in tar.getmembers() if m.name.endswith(".py") and "/rest_framework_simplejwt/" in m.name]
-            tar.extractall(tmp, members=members)  # noqa: S202 - our own temp dir, .py members only
+            tar.extractall(tmp, members=members)
         (root,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
         return source_fingerprints(root)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
+
 import wrapt
 from packaging.version import Version
 
@@ -130,7 +131,8 @@ def _proven(version: Version) -> Selection:
     for fx in every:
         if not sj_targets(fx):
             continue
-        match = next((p for p in newest_first if fx.applies_to(p.version) and not _differs(fx, installed, p.simplejwt)), None)
+        proven = (p for p in newest_first if fx.applies_to(p.version) and not _differs(fx, installed, p.simplejwt))
+        match = next(proven, None)
         if match is not None:
             proven_on[fx.id] = match.simplejwt
             choices.append(Choice(fx, f"proven by fingerprint of release {match.simplejwt}"))
@@ -168,4 +170,3 @@ def select(version: Version | None, policy: str) -> Selection:
     if policy == "proven":
         return _proven(version)
     return Selection(None, f"SimpleJWT {version} is not pinned; not patched (UNKNOWN_VERSION={policy!r})", ())
-
