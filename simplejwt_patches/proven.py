@@ -11,6 +11,12 @@ __all__ = ["PROVEN"]
 
 #: release -> {"Owner.attribute": fingerprint}; a callable missing from a release is absent.
 PROVEN: dict[str, dict[str, str]] = {
+    "4.8.0": {
+        "JWTAuthentication.get_validated_token": "cac50938c7772e91",
+        "Token.__init__": "b629f95f5fbf5d1e",
+        "TokenBackend.get_verifying_key": "6ea6339e1b0e4a8d",
+        "TokenBackend.decode": "4585e669efc56f52",
+    },
     "5.0.0": {
         "JWTAuthentication.get_validated_token": "cac50938c7772e91",
         "Token.__init__": "d1590b000a273428",
