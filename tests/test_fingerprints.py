@@ -375,3 +375,13 @@ def test_pinned_release_with_an_edited_method_is_reported(idp, sdist_tree, tmp_p
     assert [c["id"] for c in result["checks"] if c["id"].startswith("simplejwt_patches.W03")] == [
         "simplejwt_patches.W031"
     ] * len(skipped)
+
+
+def test_doctor_says_how_each_fixer_was_selected():
+    from simplejwt_patches.doctor import diagnose, render_text
+
+    pin = find_pin(simplejwt_version())
+    text = render_text(diagnose())
+    for fixer_id in pin.fixers:
+        assert f"  - {fixer_id}: applied: " in text
+        assert f"[pinned release {pin.simplejwt}]" in text.split(f"  - {fixer_id}: ", 1)[1].splitlines()[0]
