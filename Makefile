@@ -4,6 +4,7 @@
 #                + SimpleJWT's own suites with and without the shim
 #   make demo    WAF-fronted Keycloak on 127.0.0.1: token rejected without the shim, accepted with it
 #   make bench   resilience benchmark vs vanilla SimpleJWT (PyJWT 2.13 and newest) -> bench/results.json
+#   make pin [VERSION=X]  fingerprint a release from its sdist into simplejwt_patches/proven.py
 #   make lint | matrix | upstream | list
 
 SHELL := /bin/bash
@@ -16,7 +17,7 @@ NOX := $(VENV)/bin/nox --no-color
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap redis test lint matrix upstream demo bench list clean
+.PHONY: bootstrap redis test lint matrix upstream demo bench list clean pin
 
 $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -50,6 +51,11 @@ test: bootstrap redis
 	$(NOX) -t matrix
 	$(NOX) -t upstream
 	$(VENV)/bin/python .ci/summary.py
+
+# make pin VERSION=X: fingerprint release X from its sdist (diff against the newest pin, candidate
+# entry in simplejwt_patches/proven.py); make pin: regenerate every pinned release.
+pin: bootstrap
+	$(NOX) -s pin -- $(VERSION)
 
 demo: bootstrap
 	$(NOX) -s demo

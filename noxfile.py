@@ -188,6 +188,14 @@ for _pin in PINS:
 
 
 @nox.session(python=interpreter("3.12"))
+def pin(session: nox.Session) -> None:
+    """make pin [VERSION=X]: proven fingerprints from release sdists into simplejwt_patches/proven.py."""
+    pin = latest_pin()
+    install(session, Env("3.12", pin.env.django, pin.env.drf, pin.env.pyjwt), pin.simplejwt, "pip")
+    session.run("python", "-m", "simplejwt_patches.pinning", *session.posargs, env={"PYTHONPATH": str(ROOT)})
+
+
+@nox.session(python=interpreter("3.12"))
 def demo(session: nox.Session) -> None:
     """The self-contained demo: WAF-fronted Keycloak, token rejected without the shim, accepted with it."""
     pin = latest_pin()

@@ -25,6 +25,7 @@ __all__ = [
     "CheckId",
     "all_check_ids",
     "check_disable",
+    "check_fingerprints",
     "check_jwk_url",
     "check_jwks_live",
     "check_patches",
@@ -63,6 +64,8 @@ CHECK_IDS: tuple[CheckId, ...] = (
     CheckId("W020", '`SIMPLE_JWT["JWK_URL"]` is not https (loopback excepted)'),
     CheckId("E030", '`SIMPLE_JWT["JWK_URL"]` is not a string or not a URL'),
     CheckId("W030", "a patch was skipped or failed (upstream attribute missing or changed, or a required patch off)"),
+    CheckId("W031", "a patch was skipped: the SimpleJWT code it wraps differs from the code proven for it (names it)"),
+    CheckId("W032", "SimpleJWT's source is not available: fingerprints not checked, the version rule applies"),
     CheckId("E105", '`JWK_URL` has no signing key for `SIMPLE_JWT["ALGORITHM"]`', deploy=True),
     CheckId("W106", 'the discovery document next to `JWK_URL` names another `issuer` than `SIMPLE_JWT["ISSUER"]`',
             deploy=True),
@@ -108,6 +111,8 @@ def check_version(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         return []
     known = ", ".join(p.simplejwt for p in PINS)
     policy = get_options().unknown_version
+    if policy == "proven":  # each fixer is proven by fingerprint or reported by W031/W032
+        return []
     text = f"djangorestframework-simplejwt {version} is not a pinned release (known: {known})"
     hint = (
         "Upgrade simplejwt-patches, pin a known SimpleJWT release, or set "
@@ -195,8 +200,10 @@ def check_jwk_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 @checks.register(TAG, checks.Tags.compatibility)
 def check_patches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W030: a pinned patch could not be applied (upstream attribute missing or changed)."""
-    from .patcher import status
+    from .patcher import selection, status
 
+    chosen = selection()
+    changed = {c.fixer_id for c in chosen.changed} if chosen else set()  # reported by W031
     return [
         checks.Warning(
             f"patch {f.id} was {f.state}: {f.reason}",
@@ -205,8 +212,36 @@ def check_patches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
             id="simplejwt_patches.W030",
         )
         for f in status().fixers
-        if f.state in ("skipped", "failed")
+        if f.state in ("skipped", "failed") and f.id not in changed
     ]
+
+
+@checks.register(TAG, checks.Tags.compatibility)
+def check_fingerprints(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W031/W032: SimpleJWT code differs from the code a fixer was proven on, or cannot be read."""
+    from .patcher import selection
+
+    chosen = selection()
+    if chosen is None:
+        return []
+    messages: list[checks.CheckMessage] = [
+        checks.Warning(
+            f"patch {c.fixer_id} was skipped: {c.reason}.",
+            hint="The SimpleJWT code this patch wraps is not the code it was proven on (a new release, a fork or a "
+            "local edit). Pin the release with `make pin VERSION=X` once our suite passes on it.",
+            id="simplejwt_patches.W031",
+        )
+        for c in chosen.changed
+    ]
+    if chosen.source_unavailable:
+        messages.append(
+            checks.Warning(
+                f"SimpleJWT {chosen.source_unavailable}.",
+                hint="Install SimpleJWT with its .py sources so patches can be proven by fingerprint.",
+                id="simplejwt_patches.W032",
+            )
+        )
+    return messages
 
 
 @checks.register(TAG, deploy=True)

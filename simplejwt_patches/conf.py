@@ -64,7 +64,7 @@ HARMLESS_HEADERS = frozenset(
     {"user-agent", "accept", "accept-language", "accept-encoding", "cache-control", "pragma", "x-request-id"}
 )
 
-UnknownVersionPolicy = Literal["warn", "error", "latest"]
+UnknownVersionPolicy = Literal["proven", "warn", "error", "latest"]
 
 
 def default_user_agent() -> str:
@@ -248,9 +248,11 @@ class Options:
         "and parse time of a hostile or broken response",
     )  # fmt: skip
     unknown_version = Setting[UnknownVersionPolicy](
-        "UNKNOWN_VERSION", "warn", choice("warn", "error", "latest"), "E015",
-        doc='unpinned SimpleJWT: `"warn"` skips patching (W001), `"error"` refuses to start (E001), `"latest"` '
-        "applies the newest patch set (W002)",
+        "UNKNOWN_VERSION", "proven", choice("proven", "warn", "error", "latest"), "E015",
+        doc='unpinned SimpleJWT: `"proven"` applies each fixer whose SimpleJWT code is identical (normalised '
+        "fingerprint) to a pinned release it applies to, and skips one whose code changed (W031); "
+        '`"warn"` skips patching (W001), `"error"` refuses to start (E001), `"latest"` applies the newest patch '
+        "set (W002)",
     )  # fmt: skip
     disable = Setting(
         "DISABLE", (), _disable, "E016",

@@ -456,7 +456,9 @@ def diagnose(token: str | None = None) -> Report:
             "applied": st.applied,
             "patch_set": st.patch_set,
             "reason": st.patch_set_reason,
-            "fixers": {f.id: f"{f.state}: {f.reason}" for f in st.fixers},
+            "fixers": {
+                f.id: f"{f.state}: {f.reason}" + (f" [{f.selected_by}]" if f.selected_by else "") for f in st.fixers
+            },
         },
         jwks_options=st.options,
         jwks=probe_jwks(s.JWK_URL, s.ALGORITHM, options) if s.JWK_URL else None,

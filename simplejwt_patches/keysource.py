@@ -281,9 +281,9 @@ def open_entry(value: Any, url: str) -> dict[str, Any] | None:
     if not isinstance(value, dict) or value.get("v") != 2:
         return None
     body, mac = value.get("body"), value.get("mac")
-    if not isinstance(body, str) or not isinstance(mac, str) or len(body) > 4 * 1024 * 1024:
+    if not isinstance(body, str) or not isinstance(mac, str) or len(body) > 4 * 1024 * 1024 or len(mac) != 64:
         return None
-    if not hmac.compare_digest(mac, _mac(body, url)):
+    if not hmac.compare_digest(mac.encode("utf-8", "replace"), _mac(body, url).encode()):
         return None
     try:
         entry = json.loads(body)

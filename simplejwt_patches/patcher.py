@@ -23,11 +23,12 @@ import wrapt
 
 from .catalog import REGISTRY
 from .conf import get_options
-from .pins import Pin, find_pin, latest_pin
+from .pins import Pin
 from .registry import Fixer, Patch
+from .selection import Selection, select
 from .versions import distribution_version, pyjwt_caps, simplejwt_version
 
-__all__ = ["Change", "FixerStatus", "Status", "apply", "changes", "is_applied", "revert", "status"]
+__all__ = ["Change", "FixerStatus", "Status", "apply", "changes", "is_applied", "revert", "selection", "status"]
 
 logger = logging.getLogger("simplejwt_patches")
 
@@ -108,22 +109,7 @@ _changes: list[Change] = []
 _fixer_states: dict[str, FixerStatus] = {}
 _applied = False
 _selection: tuple[Pin | None, str] = (None, "not applied yet")
-
-
-def _select_pin() -> tuple[Pin | None, str]:
-    version = simplejwt_version()
-    if version is None:
-        return None, "djangorestframework-simplejwt is not installed"
-    pin = find_pin(version)
-    if pin is not None:
-        return pin, f"pinned release {pin.simplejwt}"
-    policy = get_options().unknown_version
-    if policy == "latest":
-        latest = latest_pin()
-        return latest, (
-            f"SimpleJWT {version} is not pinned; UNKNOWN_VERSION='latest' applied the patch set of {latest.simplejwt}"
-        )
-    return None, f"SimpleJWT {version} is not pinned; not patched (UNKNOWN_VERSION={policy!r})"
+_last_selection: Selection | None = None  # the fingerprint verdicts behind the last apply() (W031/W032)
 
 
 def _dependency_order(fixers: list[Fixer]) -> list[Fixer]:
@@ -193,26 +179,34 @@ def _marks(obj: Any, fixer_id: str) -> bool:
     for _ in range(64):  # bounded: wrapper stacks are a few deep
         if getattr(obj, _MARK, None) == fixer_id:
             return True
-        if not isinstance(obj, wrapt.ObjectProxy):
+        inner = getattr(obj, "__wrapped__", None)  # wrapt 2's FunctionWrapper is no ObjectProxy subclass
+        if inner is None or inner is obj:
             return False
-        obj = obj.__wrapped__
+        obj = inner
     return False
 
 
 def apply() -> Status:
     """Apply the patch set pinned for the installed SimpleJWT release (idempotent, thread-safe)."""
-    global _applied, _selection
+    global _applied, _selection, _last_selection
     with _lock:
         if _applied:
             return status()
-        pin, reason = _select_pin()
-        _selection = (pin, reason)
+        chosen = select(simplejwt_version(), get_options().unknown_version)
+        pin, reason = chosen.pin, chosen.reason
+        _selection, _last_selection = (pin, reason), chosen
         _fixer_states.clear()
         if pin is None:
             logger.warning("simplejwt_patches: %s", reason)
         else:
-            for fx in _dependency_order(REGISTRY.for_release(pin.version)):
-                state = _install(fx, reason, _fixer_states)
+            by_id = {c.fixer.id: c for c in chosen.choices}
+            for fx in _dependency_order([c.fixer for c in chosen.choices]):
+                skip = by_id[fx.id].skip
+                if skip and fx.id not in get_options().disable:
+                    by = by_id[fx.id].selected_by
+                    state = FixerStatus(fx.id, fx.target, "skipped", skip, fx.summary, fx.kind, by)
+                else:
+                    state = _install(fx, by_id[fx.id].selected_by, _fixer_states)
                 _fixer_states[fx.id] = state
                 if state.state in ("skipped", "failed"):
                     logger.warning("simplejwt_patches: fixer %s %s: %s", fx.id, state.state, state.reason)
@@ -245,6 +239,12 @@ def revert() -> Status:
         _applied = False
         _selection = (None, "reverted")
         return status()
+
+
+def selection() -> Selection | None:
+    """The selection behind the last ``apply()`` (fingerprint verdicts for W031/W032), if any."""
+    with _lock:
+        return _last_selection if _applied else None
 
 
 def is_applied() -> bool:

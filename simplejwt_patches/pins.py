@@ -99,6 +99,13 @@ class Pin:
 
 PINS: tuple[Pin, ...] = (
     Pin(
+        "4.8.0",
+        "2021-08",
+        Env("3.10", "3.2.25", "3.12.4", "2.3.0", wrapt="1.17.3"),
+        "first release with JWK_URL; as 5.0.0 but decode passes verify= to jwt.decode (PyJWT >= 2.3); "
+        "imports pkg_resources",
+    ),
+    Pin(
         "5.0.0",
         "2021-10",
         Env("3.10", "3.2.25", "3.12.4", "2.3.0", wrapt="1.17.3"),

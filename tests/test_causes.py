@@ -133,7 +133,7 @@ def test_valid_token_still_authenticates(api, idp):
 def test_shim_does_not_touch_successful_path_exceptions(api, idp):
     assert api(idp.mint()).status_code == 200
     assert api(None).status_code == 401  # no credentials: DRF's own NotAuthenticated
-    assert SIMPLEJWT.major == 5
+    assert SIMPLEJWT.major in (4, 5)  # 4.8.0 is the first pinned release
 
 
 @pytest.mark.fixer("token.init.force-verify")

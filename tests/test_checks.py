@@ -167,7 +167,7 @@ def fake_release(tmp_path, monkeypatch):
 
 
 def test_unknown_release_is_not_patched_and_warned(fake_release):
-    with patches():
+    with patches(UNKNOWN_VERSION="warn"):
         status = simplejwt_patches.apply()
         messages = check_version()
     assert status.simplejwt == "9.9.9"

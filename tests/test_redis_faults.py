@@ -136,3 +136,10 @@ def test_valid_tokens_keep_200_through_redis_faults(api, idp, fresh_backend, own
         fresh_backend()
         status, took = timed(api, token)
         assert status == 200 and took < 3.0
+
+
+def test_a_non_ascii_mac_is_just_a_forged_entry():
+    """Found by the fuzz run: ``hmac.compare_digest`` raises TypeError on non-ASCII text."""
+    from simplejwt_patches.keysource import open_entry
+
+    assert open_entry({"v": 2, "body": "{}", "mac": "é" * 64}, "https://sso.example.com/certs") is None

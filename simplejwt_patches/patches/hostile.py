@@ -42,7 +42,7 @@ def raised_in_library(exc: BaseException) -> bool:
     "token.init.hostile-input",
     target="rest_framework_simplejwt.tokens:Token.__init__",
     params=("self", "token", "verify"),
-    simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0 (every release so far)
+    simplejwt=">=4.8.0,<6",  # INCLUDING 4.8.0, EXCLUDING 6.0 (every release so far)
     kind=FUNCTIONAL,
 )
 def hostile_input(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -102,7 +102,7 @@ def _tried(exc: BaseException) -> list[str]:
     "auth.validated-token.cause",
     target="rest_framework_simplejwt.authentication:JWTAuthentication.get_validated_token",
     params=("self", "raw_token"),
-    simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+    simplejwt=">=4.8.0,<6",  # INCLUDING 4.8.0 (first with JWK_URL), EXCLUDING 6.0
     kind=DIAGNOSTICS,
 )
 def get_validated_token(

@@ -22,7 +22,7 @@ __all__ = ["fetch_data", "get_signing_key_from_jwt"]
     "pyjwt.client.transport",
     target="jwt.jwks_client:PyJWKClient.fetch_data",
     params=("self",),
-    simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0 (every 5.x release)
+    simplejwt=">=4.8.0,<6",  # INCLUDING 4.8.0 (first with JWK_URL), EXCLUDING 6.0 (every 5.x release)
     kind=FUNCTIONAL,
     requires=("backend.verifying-key.jwks-errors",),  # which puts SimpleJWT's client under management
 )
@@ -56,7 +56,7 @@ def fetch_data(
     "pyjwt.client.key-source",
     target="jwt.jwks_client:PyJWKClient.get_signing_key_from_jwt",
     params=("self", "token"),
-    simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+    simplejwt=">=4.8.0,<6",  # INCLUDING 4.8.0 (first with JWK_URL), EXCLUDING 6.0
     kind=FUNCTIONAL,
     requires=("backend.verifying-key.jwks-errors",),  # which puts SimpleJWT's client under management
 )

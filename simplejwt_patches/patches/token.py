@@ -28,7 +28,7 @@ def _token_error() -> type[BaseException]:
     "token.init.chain-cause",
     target="rest_framework_simplejwt.tokens:Token.__init__",
     params=("self", "token", "verify"),
-    simplejwt=">=5.0.0,<5.5.1",  # INCLUDING 5.0.0, EXCLUDING 5.5.1 (which added `from e`)
+    simplejwt=">=4.8.0,<5.5.1",  # INCLUDING 4.8.0 (first with JWK_URL), EXCLUDING 5.5.1 (which added `from e`)
     kind=DIAGNOSTICS,
 )
 def chain_cause(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -46,7 +46,7 @@ def invalid_message() -> Any:
     "backend.verifying-key.jwks-errors",
     target="rest_framework_simplejwt.backends:TokenBackend.get_verifying_key",
     params=("self", "token"),
-    simplejwt=">=5.0.0,<6",  # INCLUDING 5.0.0, EXCLUDING 6.0
+    simplejwt=">=4.8.0,<6",  # INCLUDING 4.8.0 (first with JWK_URL), EXCLUDING 6.0
     kind=FUNCTIONAL,
 )
 def get_verifying_key(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -77,7 +77,7 @@ def get_verifying_key(wrapped: Callable[..., Any], instance: Any, args: tuple[An
     "backend.decode.chain-cause",
     target="rest_framework_simplejwt.backends:TokenBackend.decode",
     params=("self", "token"),
-    simplejwt=">=5.0.0,<5.2.1",  # INCLUDING 5.0.0, EXCLUDING 5.2.1 (which added `from ex`)
+    simplejwt=">=4.8.0,<5.2.1",  # INCLUDING 4.8.0 (first with JWK_URL), EXCLUDING 5.2.1 (which added `from ex`)
     kind=DIAGNOSTICS,
 )
 def decode(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

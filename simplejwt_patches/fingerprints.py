@@ -1,0 +1,209 @@
+"""Normalised fingerprints of the upstream callables the fixers wrap.
+
+Why: a fixer is written against the *code* of an upstream method, not against a version number.
+When a SimpleJWT release nobody has pinned yet ships a method whose code is unchanged, the fixer
+written for it is exactly as correct as on the release it was proven on; when a pinned version
+number carries edited code (a fork, a vendored copy, a local hot-fix), the fixer may no longer be.
+
+A fingerprint ignores what cannot change behaviour: docstrings, comments, formatting and type
+annotations. It is the sha256 (first 16 hex digits) of a dump of the function's AST after
+
+* dropping the docstring statement of the function and of every nested function/class,
+* dropping every annotation (arguments, returns; ``x: T = v`` becomes ``x = v``, a bare
+  ``x: T`` is dropped),
+* dumping with field names, without positions, and without fields that are ``None`` or empty
+  lists - so the dump is the same on Python 3.10-3.13 (3.12 added ``type_params``, 3.13 changed
+  ``ast.dump``'s defaults), which lets a table computed once by the tool be checked everywhere.
+
+The same normalisation runs on the source of an installed function (``inspect.getsource`` of the
+unwrapped function) and on a node found in a release's sdist without importing it (the pin tool),
+so both sides compare equal exactly when the code is the same.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import linecache
+import textwrap
+from collections.abc import Iterable
+from types import CodeType
+from typing import Any
+
+__all__ = [
+    "SIMPLEJWT_PACKAGE",
+    "SourceUnavailable",
+    "clear_cache",
+    "find_definition",
+    "fingerprint_installed",
+    "fingerprint_node",
+    "fingerprint_source",
+    "simplejwt_qualnames",
+]
+
+#: Only SimpleJWT's own code is fingerprinted; PyJWT targets stay gated on capabilities.
+SIMPLEJWT_PACKAGE = "rest_framework_simplejwt"
+
+_FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
+_cache: dict[CodeType, str] = {}
+
+
+class SourceUnavailable(Exception):
+    """The source of an upstream callable cannot be read (bytecode-only install)."""
+
+
+def simplejwt_qualnames(targets: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The ``Owner.attr`` names among ``(module, path)`` targets that are SimpleJWT code, in order."""
+    out: list[str] = []
+    for module, path in targets:
+        if (module == SIMPLEJWT_PACKAGE or module.startswith(SIMPLEJWT_PACKAGE + ".")) and path not in out:
+            out.append(path)
+    return tuple(out)
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
+
+_SKIPPED: dict[type, frozenset[str]] = {
+    ast.FunctionDef: frozenset({"returns", "type_comment"}),
+    ast.AsyncFunctionDef: frozenset({"returns", "type_comment"}),
+    ast.arg: frozenset({"annotation", "type_comment"}),
+}
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _dump(node: Any, out: list[str]) -> None:
+    """Serialise ``node`` into ``out``, normalised in the same pass (no copy, no transformer).
+
+    Like ``ast.dump(annotate_fields=True, include_attributes=False)`` but without fields that are
+    ``None`` or empty (3.13's default, applied on every version), without docstrings and
+    annotations. A single pass keeps a fingerprint well under a millisecond (``apply()`` budget).
+    """
+    if isinstance(node, ast.AST):
+        if isinstance(node, ast.AnnAssign) and node.value is not None:  # ``x: T = v`` is ``x = v``
+            node = ast.Assign(targets=[node.target], value=node.value)
+        skipped = _SKIPPED.get(type(node), frozenset())
+        out.append(type(node).__name__ + "(")
+        for name in node._fields:
+            if name in skipped:
+                continue
+            value = getattr(node, name, None)
+            if value is None or value == []:
+                continue
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                if name == "body" and isinstance(node, _DEFS) and _is_docstring(value[0]):
+                    value = value[1:]
+                value = [v for v in value if not (isinstance(v, ast.AnnAssign) and v.value is None)]
+                if not value:
+                    if name != "body":
+                        continue
+                    value = [ast.Pass()]
+            out.append(name + "=")
+            _dump(value, out)
+            out.append(",")
+        out.append(")")
+    elif isinstance(node, list):
+        out.append("[")
+        for item in node:
+            _dump(item, out)
+            out.append(",")
+        out.append("]")
+    else:
+        out.append(repr(node))
+
+
+def fingerprint_node(node: ast.AST) -> str:
+    """Fingerprint of a parsed function definition (the node is not modified)."""
+    out: list[str] = []
+    _dump(node, out)
+    return hashlib.sha256("".join(out).encode()).hexdigest()[:16]
+
+
+def fingerprint_source(source: str) -> str:
+    """Fingerprint of the source text of one function definition (indented or not)."""
+    tree = ast.parse(textwrap.dedent(source))
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise ValueError("expected exactly one function definition")
+    return fingerprint_node(tree.body[0])
+
+
+def find_definition(module_source: str, qualname: str) -> ast.AST | None:
+    """The definition ``Owner.attr`` in a module's source, found without importing it."""
+    scope: list[ast.stmt] = ast.parse(module_source).body
+    found: ast.AST | None = None
+    for part in qualname.split("."):
+        found = None
+        for stmt in scope:  # the last definition wins, as at import time
+            if isinstance(stmt, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == part:
+                found = stmt
+        if found is None:
+            return None
+        scope = found.body  # type: ignore[attr-defined]
+    return found
+
+
+def _unwrap(obj: Any) -> Any:
+    """The upstream function under any wrapt/functools wrappers and static/classmethod objects."""
+    for _ in range(64):
+        obj = getattr(obj, "__func__", obj)
+        inner = getattr(obj, "__wrapped__", None)
+        if inner is None:
+            return obj
+        obj = inner
+    return obj
+
+
+def _fast(func: Any, code: CodeType | None) -> str | None:
+    """Fingerprint from the lines under ``co_firstlineno`` up to the first dedent, or ``None``.
+
+    ``inspect.getsource`` tokenizes to find the end of the block, about as slow as the parse
+    itself; the indentation rule is exact for ordinary methods, and anything it gets wrong fails
+    to parse as one definition (``SyntaxError``/``ValueError``), which falls back to inspect.
+    """
+    if code is None:
+        return None
+    lines = linecache.getlines(code.co_filename, getattr(func, "__globals__", None))
+    if not lines:
+        return None
+    start = code.co_firstlineno - 1
+    first = lines[start]
+    indent = len(first) - len(first.lstrip())
+    end = start + 1
+    while end < len(lines):
+        line = lines[end]
+        stripped = line.lstrip()
+        if stripped and not stripped.startswith("#") and len(line) - len(stripped) <= indent:
+            break
+        end += 1
+    return fingerprint_source("".join(lines[start:end]))
+
+
+def clear_cache() -> None:
+    """Forget computed fingerprints (``make bench`` times the cold path of ``apply()``)."""
+    _cache.clear()
+
+
+def fingerprint_installed(obj: Any) -> str:
+    """Fingerprint of an installed upstream callable, cached per code object.
+
+    Raises :class:`SourceUnavailable` when its source cannot be read (``.pyc``-only installs).
+    """
+    func = _unwrap(obj)
+    code = getattr(func, "__code__", None)
+    if code is not None and code in _cache:
+        return _cache[code]
+    try:
+        result = _fast(func, code)
+    except (SyntaxError, ValueError, IndexError):  # unusual layout: let inspect find the block
+        result = None
+    if result is None:
+        try:
+            source = inspect.getsource(func)
+        except (OSError, TypeError) as exc:
+            raise SourceUnavailable(f"{getattr(func, '__qualname__', func)!s}: {exc}") from exc
+        result = fingerprint_source(source)
+    if code is not None:
+        _cache[code] = result
+    return result
