@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from rest_framework.permissions import IsAuthenticated
@@ -26,3 +28,16 @@ class WhoAmI(APIView):
 
     def get(self, request: Request) -> Response:
         return Response({"username": request.user.get_username(), "azp": request.auth.get("azp")})
+
+
+class Pid(APIView):
+    """Answers 200 with the serving process id and the token's subject (any user model, stateless too).
+
+    ``?hold=S`` keeps the worker busy for up to 0.5 s, so concurrent requests spread over the workers.
+    """
+
+    permission_classes = (IsAuthenticated,)
+
+    def get(self, request: Request) -> Response:
+        time.sleep(min(max(float(request.query_params.get("hold", 0)), 0.0), 0.5))
+        return Response({"pid": os.getpid(), "sub": request.auth.get("sub")})
