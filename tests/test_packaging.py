@@ -81,3 +81,15 @@ def test_the_sdist_manifest_carries_the_test_suite_and_ci():
     included = " ".join(line for line in manifest if line.startswith("include "))
     for name in ("LICENSE", "CHANGELOG.md", "noxfile.py", "Makefile"):
         assert name in included.split()
+
+
+def test_known_upstream_failures_name_pinned_releases_with_a_reason():
+    import json
+
+    from simplejwt_patches.pins import find_pin
+
+    known = json.loads((ROOT / "tests" / "upstream" / "known_failures.json").read_text())
+    for release, entries in known.items():
+        assert find_pin(release) is not None, f"{release} is not pinned"
+        for entry in entries:
+            assert set(entry) == {"test", "reason"} and "::" in entry["test"] and len(entry["reason"]) > 20
