@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     for i, name in enumerate(names, 1):
         log = LOGS / f"{name}.log"
-        print(f"[{i}/{len(names)}] {name:<{width}} ... ", end="", flush=True)
+        print(f"[{i:>{len(str(len(names)))}}/{len(names)}] {name:<{width}} ... ", end="", flush=True)
         start = time.monotonic()
         with log.open("w") as out:
             try:
