@@ -312,7 +312,8 @@ def wheel(session: nox.Session) -> None:
     """The built wheel in a fresh venv outside the checkout passes the Keycloak scenario (tests/test_wheel.py)."""
     work = Path(tempfile.mkdtemp(prefix="sjp-wheel-")).resolve()
     try:
-        (whl,) = build_dists(session, work / "wheelhouse", "--wheel")
+        # sdist first, then the wheel from it (as `make dist`): no stale build/ of the checkout can leak in.
+        (whl,) = [p for p in build_dists(session, work / "wheelhouse") if p.suffix == ".whl"]
         uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
         venv = work / "venv"
         session.run(uv, "venv", "--quiet", "--python", interpreter("3.12"), str(venv), external=True)
