@@ -4,8 +4,9 @@
 #                + SimpleJWT's own suites with and without the shim
 #   make demo    WAF-fronted Keycloak on 127.0.0.1: token rejected without the shim, accepted with it
 #   make bench   resilience benchmark vs vanilla SimpleJWT (PyJWT 2.13 and newest) -> bench/results.json
+#   make dist    sdist + wheel in dist/, twine check --strict, LICENSE in both, the sdist's own tests
 #   make pin [VERSION=X]  fingerprint a release from its sdist into simplejwt_patches/proven.py
-#   make lint | matrix | upstream | list
+#   make lint | matrix | upstream | servers | list | clean
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -17,7 +18,7 @@ NOX := $(VENV)/bin/nox --no-color
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap redis test lint matrix upstream demo bench list clean pin
+.PHONY: bootstrap redis node test lint matrix upstream servers dist demo bench list clean pin
 
 $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -26,12 +27,21 @@ $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 
 bootstrap: $(VENV)/.bootstrapped
 
-# The shared-cache tests and the benchmark start their own redis-server on a loopback port.
+# The shared-cache tests, the server tests and the benchmark start their own redis-server on a loopback port.
 redis:
 	@command -v redis-server >/dev/null || { \
+	  echo "apt-get: installing Debian's redis-server (the shared-cache and server tests start it on 127.0.0.1)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@redis-server --version
+
+# The OpenID Provider tests run oidc-provider (npm, tests/oidc/package-lock.json) on Node.js 18.12+.
+node:
+	@command -v npm >/dev/null || { \
+	  echo "apt-get: installing Debian's nodejs and npm (the OpenID Provider tests run oidc-provider on 127.0.0.1)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	@echo "node $$(node --version), npm $$(npm --version)"
 
 list: bootstrap
 	$(NOX) --list
@@ -45,12 +55,21 @@ matrix: bootstrap redis
 upstream: bootstrap
 	$(NOX) -t upstream
 
-test: bootstrap redis
-	rm -f .nox/junit-*.xml .nox/upstream-*.json
-	$(NOX) -s lint
-	$(NOX) -t matrix
-	$(NOX) -t upstream
-	$(VENV)/bin/python .ci/summary.py
+# One progress line per nox session ([i/N] name ... ok (Ns)); each session's output is in
+# .nox/logs/<session>.log and printed only when it fails. The last line is the summary's
+# "N passed, N failed, N skipped" (CI reads it).
+SESSIONS := lint -t package -t matrix -t servers -t upstream
+
+test: bootstrap redis node
+	@rm -f .nox/junit-*.xml .nox/upstream-*.json .nox/sessions.json
+	@status=0; $(VENV)/bin/python .ci/run_sessions.py $(SESSIONS) || status=$$?; \
+	  echo; $(VENV)/bin/python .ci/summary.py; exit $$status
+
+servers: bootstrap redis node
+	$(NOX) -t servers
+
+dist: bootstrap
+	$(NOX) -s dist sdist
 
 # make pin VERSION=X: fingerprint release X from its sdist (diff against the newest pin, candidate
 # entry in simplejwt_patches/proven.py); make pin: regenerate every pinned release.
@@ -65,4 +84,4 @@ bench: bootstrap redis
 	$(NOX) -t bench
 
 clean:
-	rm -rf $(VENV) .nox build *.egg-info
+	rm -rf $(VENV) .nox build dist *.egg-info .hypothesis .ruff_cache .mypy_cache .pytest_cache tests/oidc/node_modules

@@ -9,20 +9,32 @@ Sessions (``nox -l`` lists them):
 * ``upstream-<release>`` - SimpleJWT's own test suite, taken from the release's sdist at test
   time, run without and with ``simplejwt_patches`` in ``INSTALLED_APPS``; any test that passes
   without the shim and not with it fails the session;
-* ``demo`` - the self-contained demo (``make demo``).
+* ``demo`` - the self-contained demo (``make demo``);
+* ``dist`` - sdist + wheel into ``dist/`` (``python -m build``), ``twine check --strict``, LICENSE in both;
+* ``sdist`` - unpack a freshly built sdist in a temp dir, install it, run its unit tests from there;
+* ``wheel`` - install the built wheel into a fresh venv outside the checkout and run the Keycloak
+  scenario against it (``tests/test_wheel.py``);
+* ``servers`` - tests/project under gunicorn (sync, gthread, +/- --preload) and uvicorn, with a real
+  redis-server (``tests/test_servers.py``);
+* ``oidc`` - a real OpenID Provider (npm ``oidc-provider``, ``tests/oidc/``) behind a WAF rule
+  (``tests/test_oidc.py``).
 
 Interpreters come from pyenv (``$PYENV_ROOT/versions/3.X.*``) or ``python3.X`` on PATH; uv
-never downloads one (``UV_PYTHON_DOWNLOADS=never``).
+never downloads one (``UV_PYTHON_DOWNLOADS=never``). A missing interpreter fails only the sessions
+that need it, when they run (``nox -l`` and ``nox -s lint`` work without it).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import json
 import os
 import shutil
 import sys
 import tarfile
+import tempfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -44,7 +56,14 @@ TEST_DEPS = [
     "freezegun==1.5.5",
     "hypothesis==6.140.2",
     "redis==5.2.1",
+    "trove-classifiers==2026.9.21.13",
 ]
+#: Application servers for the ``servers`` and ``oidc`` sessions.
+SERVER_DEPS = ["gunicorn==27.0.1", "uvicorn==0.54.0"]
+#: Building and checking the distributions.
+DIST_DEPS = ["build[uv]==1.6.1", "twine==7.0.0"]
+#: Test modules that need their own session (servers, npm, an installed wheel); the matrix skips them.
+OWN_SESSION_TESTS = ("tests/test_servers.py", "tests/test_oidc.py", "tests/test_wheel.py")
 LINT_DEPS = [
     "ruff==0.14.4",
     "mypy==1.18.2",
@@ -63,7 +82,17 @@ def interpreter(version: str) -> str:
     found = shutil.which(f"python{version}")
     if found:
         return found
-    raise RuntimeError(f"no Python {version} interpreter found (pyenv or PATH)")
+    # Not found: hand nox the bare version, so only the sessions that need it fail, when they run
+    # (error_on_missing_interpreters), and `nox -l` / `nox -s lint` still work.
+    return version
+
+
+def extract(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo] | None = None) -> None:
+    """``extractall`` with the ``data`` filter (no absolute paths, links out of ``dest``, devices)."""
+    if hasattr(tarfile, "data_filter"):  # Python 3.12+, and backported to 3.8.17+/3.9.17+/3.10.12+/3.11.4+
+        tar.extractall(dest, members=members, filter="data")
+    else:  # pragma: no cover - older patch releases
+        tar.extractall(dest, members=members)
 
 
 def install(session: nox.Session, env: Env, simplejwt: str, *extra: str) -> None:
@@ -71,11 +100,21 @@ def install(session: nox.Session, env: Env, simplejwt: str, *extra: str) -> None
     session.install("--no-deps", "--reinstall-package", "simplejwt-patches", str(ROOT))
 
 
-def run_tests(session: nox.Session) -> None:
+def run_tests(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    """Our suite (or the given modules) with a JUnit XML for ``.ci/summary.py``."""
     junit = ROOT / ".nox" / f"junit-{session.name}.xml"
+    if not args:
+        args = tuple(f"--ignore={module}" for module in OWN_SESSION_TESTS)
     session.run(
-        "python", "-m", "pytest", "-q", f"--junitxml={junit}", *session.posargs, env={"PYTHONPATH": str(ROOT)}
+        "python", "-m", "pytest", "-q", f"--junitxml={junit}", *args, *session.posargs,
+        env={"PYTHONPATH": str(ROOT), **(env or {})},
     )  # fmt: skip
+
+
+def newest_env(python: str = "3.12") -> Env:
+    """The newest pin's dependency set on ``python``."""
+    env = latest_pin().env
+    return Env(python, env.django, env.drf, env.pyjwt)
 
 
 def _session(name: str, env: Env, *tags: str) -> dict[str, object]:
@@ -112,8 +151,8 @@ def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict on the package."""
     env = latest_pin().env
     install(session, Env("3.12", env.django, env.drf, env.pyjwt), latest_pin().simplejwt, *LINT_DEPS)
-    session.run("ruff", "check", "simplejwt_patches", "tests", "bench", "noxfile.py")
-    session.run("ruff", "format", "--check", "simplejwt_patches", "tests", "bench", "noxfile.py")
+    session.run("ruff", "check", "simplejwt_patches", "tests", "bench", ".ci", "noxfile.py")
+    session.run("ruff", "format", "--check", "simplejwt_patches", "tests", "bench", ".ci", "noxfile.py")
     session.run("mypy")
 
 
@@ -153,7 +192,7 @@ for _pin in PINS:
                 members = [
                     m for m in tar.getmembers() if "/tests/" in m.name or m.name.endswith(("/pytest.ini", "/tests"))
                 ]
-                tar.extractall(download, members=members)
+                extract(tar, download, members)
             (extracted,) = [p for p in download.iterdir() if p.is_dir()]
             shutil.rmtree(work, ignore_errors=True)
             extracted.rename(work)
@@ -162,8 +201,8 @@ for _pin in PINS:
         for label, plugin in (("vanilla", []), ("patched", ["-p", "sjp_upstream_plugin"])):
             junit = work / f"junit-{label}.xml"
             session.run(
-                "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "tests",
-                f"--junitxml={junit}", *plugin,
+                "python", "-m", "pytest", "-q", "--tb=no", "-rN", "--disable-warnings", "-p", "no:cacheprovider",
+                "-o", "addopts=", "tests", f"--junitxml={junit}", *plugin,
                 env={"PYTHONPATH": os.pathsep.join([str(work), str(ROOT / "tests" / "upstream")])},
                 success_codes=[0, 1], external=True,
             )  # fmt: skip
@@ -181,6 +220,14 @@ for _pin in PINS:
             "patched_passed": sum(o == "passed" for o in patched.values()),
             "regressions": regressions,
         }
+        known = json.loads((ROOT / "tests" / "upstream" / "known_failures.json").read_text()).get(version, [])
+        for test in sorted(t for t, o in patched.items() if o in ("failure", "error")):
+            reason = next((k["reason"] for k in known if fnmatch.fnmatchcase(test, k["test"])), None)
+            also = "fails without the shim too" if vanilla.get(test) in ("failure", "error") else "passes without it"
+            if reason:
+                session.log(f"known failure: {test}: {reason}")
+            else:
+                session.log(f"unexplained failure: {test} ({also}; add it to tests/upstream/known_failures.json)")
         session.log("upstream suite: " + json.dumps(summary))
         (ROOT / ".nox" / f"upstream-{version}.json").write_text(json.dumps(summary, indent=2))
         if regressions:
@@ -201,6 +248,121 @@ def demo(session: nox.Session) -> None:
     pin = latest_pin()
     install(session, Env("3.12", pin.env.django, pin.env.drf, pin.env.pyjwt), pin.simplejwt)
     session.run("python", str(ROOT / "tests" / "demo.py"), env={"PYTHONPATH": str(ROOT)})
+
+
+def build_dists(session: nox.Session, outdir: Path, *kinds: str) -> list[Path]:
+    """``python -m build`` (sdist, then the wheel from it) into an emptied ``outdir``."""
+    session.install(*DIST_DEPS)
+    shutil.rmtree(outdir, ignore_errors=True)
+    session.run("python", "-m", "build", "--installer=uv", *kinds, "--outdir", str(outdir), str(ROOT))
+    return sorted(outdir.iterdir())
+
+
+def archive_names(path: Path) -> list[str]:
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as whl:
+            return whl.namelist()
+    with tarfile.open(path) as tar:
+        return [m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name]
+
+
+@nox.session(python=interpreter("3.12"), tags=["package"])
+def dist(session: nox.Session) -> None:
+    """make dist: sdist + wheel in dist/, twine check --strict, LICENSE (and the sdist's tests) inside."""
+    built = build_dists(session, ROOT / "dist")
+    session.run("twine", "check", "--strict", *map(str, built))
+    sdists = [p for p in built if p.name.endswith(".tar.gz")]
+    wheels = [p for p in built if p.suffix == ".whl"]
+    assert len(sdists) == 1 and len(wheels) == 1, built
+    for archive in built:
+        names = archive_names(archive)
+        licenses = [n for n in names if n.rsplit("/", 1)[-1] == "LICENSE"]
+        if not licenses:
+            session.error(f"no LICENSE in {archive.name}")
+        session.log(f"{archive.name}: {len(names)} files, LICENSE at {licenses[0]}")
+    sdist_names = set(archive_names(sdists[0]))
+    needed = {
+        "LICENSE", "CHANGELOG.md", "noxfile.py", "Makefile", ".ci/run", ".ci/summary.py", "tests/conftest.py",
+        "tests/helpers.py", "tests/idp.py", "tests/proxy.py", "tests/project/settings.py", "tests/project/wsgi.py",
+        "tests/upstream/sjp_upstream_plugin.py", "tests/oidc/package-lock.json", "tests/oidc/server.js",
+    }  # fmt: skip
+    if missing := sorted(needed - sdist_names):
+        session.error(f"the sdist lacks {missing}")
+    if junk := sorted(n for n in sdist_names if "__pycache__" in n or "node_modules" in n or "/.nox/" in f"/{n}"):
+        session.error(f"the sdist carries caches: {junk[:5]}")
+
+
+@nox.session(python=interpreter("3.12"), tags=["package"])
+def sdist(session: nox.Session) -> None:
+    """The unpacked sdist, installed with pip, runs its own unit tests (outside the checkout)."""
+    tmp = Path(tempfile.mkdtemp(prefix="sjp-sdist-")).resolve()  # outside the checkout
+    (archive,) = build_dists(session, tmp / "sdist", "--sdist")
+    unpacked = tmp / "unpacked"
+    with tarfile.open(archive) as tar:
+        extract(tar, unpacked)
+    (project,) = unpacked.iterdir()
+    session.install(*newest_env().requirements(latest_pin().simplejwt), *TEST_DEPS)
+    session.install("--no-deps", "--reinstall-package", "simplejwt-patches", str(project))
+    session.chdir(project)
+    junit = ROOT / ".nox" / f"junit-{session.name}.xml"
+    try:
+        session.run(
+            "python", "-m", "pytest", "-q", f"--junitxml={junit}", "tests/test_packaging.py",
+            "tests/test_properties.py", *session.posargs, env={"PYTHONPATH": str(project)},
+        )  # fmt: skip
+    finally:
+        session.chdir(ROOT)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@nox.session(python=interpreter("3.12"), tags=["package"], reuse_venv=False)
+def wheel(session: nox.Session) -> None:
+    """The built wheel in a fresh venv outside the checkout passes the Keycloak scenario (tests/test_wheel.py)."""
+    work = Path(tempfile.mkdtemp(prefix="sjp-wheel-")).resolve()
+    try:
+        # sdist first, then the wheel from it (as `make dist`): no stale build/ of the checkout can leak in.
+        (whl,) = [p for p in build_dists(session, work / "wheelhouse") if p.suffix == ".whl"]
+        uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+        venv = work / "venv"
+        session.run(uv, "venv", "--quiet", "--python", interpreter("3.12"), str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        requirements = newest_env().requirements(latest_pin().simplejwt)
+        session.run(uv, "pip", "install", "--quiet", "--python", python, *requirements, *TEST_DEPS, external=True)
+        session.run(uv, "pip", "install", "--quiet", "--python", python, "--no-deps", str(whl), external=True)
+        app = work / "app"  # the test project and the IdP, without the checkout's simplejwt_patches
+        shutil.copytree(
+            ROOT / "tests", app / "tests", ignore=shutil.ignore_patterns("__pycache__", "node_modules", "oidc")
+        )
+        session.chdir(app)
+        junit = ROOT / ".nox" / f"junit-{session.name}.xml"
+        session.run(
+            python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "tests/test_wheel.py",
+            *session.posargs,
+            env={"PYTHONPATH": str(app), "SJP_SESSION": "wheel", "SJP_CHECKOUT": str(ROOT), "SJP_VENV": str(venv)},
+            external=True,
+        )  # fmt: skip
+    finally:
+        session.chdir(ROOT)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@nox.session(python=interpreter("3.12"), tags=["servers"])
+def servers(session: nox.Session) -> None:
+    """tests/project under gunicorn (sync/gthread, +/- --preload) and uvicorn; a real redis-server."""
+    install(session, newest_env(), latest_pin().simplejwt, *TEST_DEPS, *SERVER_DEPS)
+    run_tests(session, "tests/test_servers.py", env={"SJP_SESSION": "servers"})
+
+
+@nox.session(python=interpreter("3.12"), tags=["servers"])
+def oidc(session: nox.Session) -> None:
+    """A real OpenID Provider (npm oidc-provider, pinned in tests/oidc/package-lock.json) behind a WAF rule."""
+    npm = shutil.which("npm")
+    if npm is None:
+        session.error("npm not found: install Node.js 20+ (`make test` installs Debian's nodejs and npm)")
+    install(session, newest_env(), latest_pin().simplejwt, *TEST_DEPS, *SERVER_DEPS)
+    oidc_dir = ROOT / "tests" / "oidc"
+    session.run(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(oidc_dir), external=True)
+    run_tests(session, "tests/test_oidc.py", env={"SJP_SESSION": "oidc"})
 
 
 for _bench_pyjwt in ("2.13.0", latest_pin().env.pyjwt):

@@ -34,8 +34,12 @@ client = APIClient(raise_request_exception=False)
 client.credentials(HTTP_AUTHORIZATION=f"Bearer {os.environ['SJP_TOKEN']}")
 response = client.get("/api/whoami")
 enabled = "simplejwt_patches" in settings.INSTALLED_APPS
+if os.environ.get("SJP_SHOW_ORIGIN"):  # tests/test_wheel.py: which simplejwt_patches this process imported
+    import simplejwt_patches
+
+    print(f"    simplejwt_patches imported from: {simplejwt_patches.__file__}")
 print(f"    simplejwt_patches in INSTALLED_APPS: {enabled}")
-print(f"    GET /api/whoami -> HTTP {response.status_code} {response.content.decode()[:160]}")
+print(f"    GET /api/whoami -> HTTP {response.status_code} {response.content.decode()}")
 if views.LAST_EXCEPTION:
     chain = " -> ".join(
         f"{type(e).__name__}({getattr(e, 'code', '')})"

@@ -62,6 +62,20 @@ if "SJP_JWK_URL" in os.environ:  # subprocess projects (tests/test_enablement.py
         import json
 
         SIMPLE_JWT_PATCHES = json.loads(os.environ["SJP_PATCHES"])
+    if os.environ.get("SJP_SIMPLE_JWT"):  # JSON overrides of SIMPLE_JWT (the OpenID Provider tests)
+        import json
+
+        globals()["SIMPLE_JWT"].update(json.loads(os.environ["SJP_SIMPLE_JWT"]))
+    if os.environ.get("SJP_AUTH"):  # e.g. rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication
+        globals()["REST_FRAMEWORK"]["DEFAULT_AUTHENTICATION_CLASSES"] = [os.environ["SJP_AUTH"]]
+    if os.environ.get("SJP_LOG"):  # a level: simplejwt_patches' records on stderr (the server tests read them)
+        LOGGING = {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "loggers": {"simplejwt_patches": {"handlers": ["stderr"], "level": os.environ["SJP_LOG"]}},
+        }
     if os.environ.get("SJP_REDIS"):
         CACHES = {
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

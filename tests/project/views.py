@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import time
 from typing import Any
 
 from rest_framework.permissions import IsAuthenticated
@@ -27,3 +30,20 @@ class WhoAmI(APIView):
     def get(self, request: Request) -> Response:
         azp = request.auth.get("azp")  # a claim: any JSON, e.g. 1e999, which JSON rendering refuses
         return Response({"username": request.user.get_username(), "azp": azp if isinstance(azp, str) else None})
+
+
+class Pid(APIView):
+    """Answers 200 with the serving process id and the token's subject (any user model, stateless too).
+
+    ``?hold=S`` keeps the worker busy for up to 0.5 s, so concurrent requests spread over the workers.
+    """
+
+    permission_classes = (IsAuthenticated,)
+
+    def get(self, request: Request) -> Response:
+        try:
+            hold = float(request.query_params.get("hold", 0))
+        except ValueError:
+            hold = 0.0
+        time.sleep(min(max(hold, 0.0), 0.5) if math.isfinite(hold) else 0.0)
+        return Response({"pid": os.getpid(), "sub": request.auth.get("sub")})

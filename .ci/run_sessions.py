@@ -1,0 +1,94 @@
+"""Run nox sessions one by one with a progress line each; nox's output goes to .nox/logs/<session>.log.
+
+    python .ci/run_sessions.py lint -t package -t matrix ...
+
+Arguments are session names, or ``-t TAG`` for every session with that tag (in ``nox --list`` order).
+Prints ``[i/N] name ... ok (Ns)`` per session, the ``known failure: ...`` lines an upstream session
+logged, and, for a failed session, its log. Every session runs even after a failure; the exit status
+is 1 if any failed. Results go to .nox/sessions.json for .ci/summary.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOX = [str(ROOT / ".venv" / "bin" / "nox"), "--no-color", "--noxfile", str(ROOT / "noxfile.py")]
+LOGS = ROOT / ".nox" / "logs"
+#: One session may not take longer than this (the whole CI run has 30 minutes).
+SESSION_TIMEOUT = 900
+#: Lines of a session's log shown again in the progress output even when it passes.
+ECHO = ("known failure:", "unexplained failure:")
+
+
+def listed() -> list[dict[str, object]]:
+    out = subprocess.run([*NOX, "--list", "--json"], capture_output=True, text=True, timeout=120, check=True)
+    return list(json.loads(out.stdout))
+
+
+def selection(argv: list[str]) -> list[str]:
+    sessions = listed()
+    names: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-t", "--tag"):
+            tag = next(args)
+            chosen = [str(s["session"]) for s in sessions if tag in (s.get("tags") or [])]
+            if not chosen:
+                raise SystemExit(f"no nox session has the tag {tag!r}")
+            names += chosen
+        elif any(s["session"] == arg for s in sessions):
+            names.append(arg)
+        else:
+            raise SystemExit(f"no nox session named {arg!r}")
+    return list(dict.fromkeys(names))
+
+
+def main(argv: list[str]) -> int:
+    names = selection(argv)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, object]] = {}
+    width = max(len(n) for n in names)
+    started = time.monotonic()
+    for i, name in enumerate(names, 1):
+        log = LOGS / f"{name}.log"
+        print(f"[{i:>{len(str(len(names)))}}/{len(names)}] {name:<{width}} ... ", end="", flush=True)
+        start = time.monotonic()
+        with log.open("w") as out:
+            try:
+                code = subprocess.run(
+                    [*NOX, "-s", name], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    timeout=SESSION_TIMEOUT, check=False, cwd=ROOT, env=os.environ,
+                ).returncode  # fmt: skip
+            except subprocess.TimeoutExpired:
+                out.write(f"\nrun_sessions: {name} killed after {SESSION_TIMEOUT} s\n")
+                code = -1
+        took = time.monotonic() - start
+        ok = code == 0
+        results[name] = {"ok": ok, "seconds": round(took, 1)}
+        print(f"{'ok' if ok else 'FAILED'} ({took:.0f}s)", flush=True)
+        text = log.read_text(errors="replace")
+        for line in text.splitlines():
+            if any(marker in line for marker in ECHO):
+                print("      " + line.removeprefix("nox > "))
+        if not ok:
+            print(f"---- {log.relative_to(ROOT)} ----")
+            print(text.rstrip())
+            print(f"---- end of {log.relative_to(ROOT)} ----", flush=True)
+    (ROOT / ".nox" / "sessions.json").write_text(json.dumps(results, indent=2))
+    failed = [n for n, r in results.items() if not r["ok"]]
+    total = time.monotonic() - started
+    print(
+        f"{len(names) - len(failed)} of {len(names)} sessions ok in {total:.0f}s"
+        + (f"; failed: {failed}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
