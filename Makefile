@@ -58,7 +58,7 @@ upstream: bootstrap
 # One progress line per nox session ([i/N] name ... ok (Ns)); each session's output is in
 # .nox/logs/<session>.log and printed only when it fails. The last line is the summary's
 # "N passed, N failed, N skipped" (CI reads it).
-SESSIONS := lint -t package -t matrix -t servers -t upstream
+SESSIONS := lint -t package -t matrix -t servers -t fuzz -t upstream
 
 test: bootstrap redis node
 	@rm -f .nox/junit-*.xml .nox/upstream-*.json .nox/sessions.json
