@@ -22,8 +22,8 @@ from tests.strategies import cache_controls, key_set_bodies, setting_values, tok
 
 pytestmark = pytest.mark.django_db
 
-TOKENS = int(os.environ.get("SJP_FUZZ_TOKENS", "100"))
-KEYSETS = int(os.environ.get("SJP_FUZZ_KEYSETS", "60"))
+TOKENS = int(os.environ.get("SJP_FUZZ_TOKENS", "50"))
+KEYSETS = int(os.environ.get("SJP_FUZZ_KEYSETS", "30"))
 
 
 def fuzz(examples: int) -> hsettings:
@@ -107,7 +107,7 @@ def test_any_shared_cache_entry_is_ignored_unless_authentic(api, idp, fresh_back
     assert response.status_code == 200, response.content[:300]
 
 
-@fuzz(300)
+@fuzz(min(KEYSETS * 10, 300))
 @given(raw=st.dictionaries(st.sampled_from([s.key for s in __import__("simplejwt_patches.conf").conf.SCHEMA]),
                            setting_values, max_size=4))  # fmt: skip
 def test_any_settings_value_gives_check_messages_never_an_exception(raw):
