@@ -4,6 +4,7 @@ log-leak detector that fails any test whose log records contain a token or a sec
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterator
@@ -193,10 +194,11 @@ def last_exception() -> BaseException:
 __all__ = ["DETECTOR", "SECRET_HEADER_VALUE", "Mode", "last_exception", "register_sensitive_token"]
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """A real redis-server on 127.0.0.1 (Debian's package; `make test` installs it)."""
+@contextlib.contextmanager
+def spawn_redis() -> Iterator[tuple[Any, str]]:
+    """A real redis-server of our own on a free 127.0.0.1 port: ``(process, url)``; stopped on exit."""
     import shutil
+    import signal
     import socket
     import subprocess
     import tempfile
@@ -216,22 +218,31 @@ def redis_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(100):  # bounded: up to ~5 s
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        for _ in range(100):  # bounded: up to ~5 s
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not start")
+        yield proc, f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a test may have paused it
+            proc.terminate()
         proc.wait(timeout=5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 (Debian's package; `make test` installs it)."""
+    with spawn_redis() as (_, url):
+        yield url
 
 
 @pytest.fixture

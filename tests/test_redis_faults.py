@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -28,36 +25,15 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """This test's own redis-server (killing it hurts no other test)."""
     import django
+
+    from tests.conftest import spawn_redis
 
     if django.VERSION < (4, 0):
         pytest.skip("Django < 4.0 has no built-in RedisCache")
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run `make test` (it apt-installs it)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="sjp-redis-faults-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):  # bounded: up to ~5 s
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield proc, f"redis://127.0.0.1:{port}/0"
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.kill()
-        proc.wait(timeout=5)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with spawn_redis() as server:
+        yield server
 
 
 def shared(url: str) -> override_settings:
