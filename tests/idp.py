@@ -197,6 +197,7 @@ class FakeKeycloak:
         self.redirect_to: str | None = None
         self.cache_control: str = "no-cache"  # Cache-Control sent with the JWKS (Keycloak: no-cache)
         self.etags: bool = False  # send ETag with the JWKS and answer If-None-Match with 304
+        self.jwks_body: bytes | None = None  # serve this body (200, application/json) instead of the JWKS
         self._lock = threading.RLock()
         self._mode = Mode.OK
         self._requests: list[RecordedRequest] = []
@@ -307,6 +308,7 @@ class FakeKeycloak:
             self._requests.clear()
         self.cache_control = "no-cache"
         self.etags = False
+        self.jwks_body = None
 
     # -- keys ------------------------------------------------------------
     def _add_signing_key(self, key: rsa.RSAPrivateKey) -> str:
@@ -507,7 +509,9 @@ class FakeKeycloak:
         elif path.endswith("/certs"):
             if mode is Mode.HANG:
                 self._stop_event.wait(max(0.0, float(self.hang_seconds)))
-            if mode is Mode.MALFORMED:
+            if self.jwks_body is not None and mode in (Mode.OK, Mode.HANG, Mode.WAF):
+                body = self.jwks_body
+            elif mode is Mode.MALFORMED:
                 body = b'{"keys": ['
             elif mode is Mode.EMPTY:
                 body = b'{"keys": []}'

@@ -192,3 +192,51 @@ def test_the_demand_budget_is_fleet_wide_with_a_shared_cache(api, idp, redis, fo
                 with pytest.raises(Exception):  # noqa: B017 - TokenBackendError on every release
                     backend.decode(idp.mint(kid=f"kid-{uuid.uuid4().hex}", key=foreign_key))
         assert len(idp.jwks_requests()) == 2
+
+
+# -- a key replaced under the same kid ------------------------------------------------------
+
+
+def _jwks_with(kid: str, key) -> bytes:
+    import base64
+    import json
+
+    numbers = key.public_key().public_numbers()
+
+    def b64(value: int) -> str:
+        raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    jwk = {"kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig", "n": b64(numbers.n), "e": b64(numbers.e)}
+    return json.dumps({"keys": [jwk]}).encode()
+
+
+@pytest.mark.fixer("backend.decode.key-replaced")
+def test_a_key_replaced_under_the_same_kid_is_picked_up_once_per_cooldown(api, idp, foreign_key):
+    kid = idp.active_kid
+    replacement = generate_rsa_key()
+    with patches(), freeze_time() as clock:
+        assert api(idp.mint()).status_code == 200
+        idp.jwks_body = _jwks_with(kid, replacement)  # same kid, new key
+        assert api(idp.mint(kid=kid, key=replacement)).status_code == 200  # one refetch, verified again
+        assert len(idp.jwks_requests()) == 2
+        for _ in range(20):  # forged signatures under the cached kid: no further refetch
+            assert api(idp.mint(kid=kid, key=foreign_key)).status_code == 401
+        assert len(idp.jwks_requests()) == 2
+        clock.tick(31)
+        assert api(idp.mint(kid=kid, key=foreign_key)).status_code == 401  # one refetch, same key: rejected
+        assert len(idp.jwks_requests()) == 3
+        find_in_chain(last_exception(), __import__("jwt").InvalidSignatureError)
+
+
+@pytest.mark.fixer("backend.decode.key-replaced")
+def test_a_bad_signature_without_a_replaced_key_is_rejected_with_its_cause(api, idp, foreign_key):
+    import jwt as pyjwt
+
+    with patches(), freeze_time():
+        assert api(idp.mint()).status_code == 200
+        assert api(idp.mint(key=foreign_key)).status_code == 401
+        find_in_chain(last_exception(), pyjwt.InvalidSignatureError)
+        assert len(idp.jwks_requests()) == 2  # the one refetch the budget allows found the same key
+        assert api(idp.mint(key=foreign_key)).status_code == 401
+        assert len(idp.jwks_requests()) == 2
