@@ -38,3 +38,18 @@ def expected_body() -> dict[str, Any]:
         "code": "token_not_valid",
         "messages": [{"token_class": "BearerAccessToken", "token_type": "Bearer", "message": INVALID_MESSAGE}],
     }
+
+
+def use_simple_jwt(monkeypatch: Any, **overrides: Any) -> None:
+    """Run with other SIMPLE_JWT values everywhere SimpleJWT reads them: its ``authentication`` and
+    ``tokens`` modules bind ``api_settings`` at import, and only ``rest_framework_simplejwt.settings``
+    is rebound by ``override_settings`` (undone by ``monkeypatch``)."""
+    from django.conf import settings
+    from rest_framework_simplejwt import authentication, tokens
+    from rest_framework_simplejwt import settings as sj_settings
+
+    new = sj_settings.APISettings(
+        {**settings.SIMPLE_JWT, **overrides}, sj_settings.DEFAULTS, sj_settings.IMPORT_STRINGS
+    )
+    for module in (authentication, tokens, sj_settings):
+        monkeypatch.setattr(module, "api_settings", new)

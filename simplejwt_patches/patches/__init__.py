@@ -6,6 +6,6 @@ nothing upstream is imported or changed until :func:`simplejwt_patches.apply` ru
 
 from __future__ import annotations
 
-from . import jwt_authentication, pyjwk_client, token, token_backend
+from . import jwt_authentication, pyjwk_client, token, token_backend, user_lookup
 
-__all__ = ["jwt_authentication", "pyjwk_client", "token", "token_backend"]
+__all__ = ["jwt_authentication", "pyjwk_client", "token", "token_backend", "user_lookup"]

@@ -111,6 +111,8 @@ def _replaced_key(instance: Any, exc: BaseException, args: tuple[Any, ...], kwar
     if source is None or keyset is None:
         return False
     token = args[0] if args else kwargs.get("token")
+    if not isinstance(token, (str, bytes)):
+        return False
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except Exception:  # noqa: BLE001 - an undecodable header cannot have failed on a signature
