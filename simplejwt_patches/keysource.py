@@ -400,6 +400,40 @@ class KeySource:
             return None
         return fresh
 
+    def prime(self, payload: dict[str, Any], lifetime: float, *, storable: bool = True) -> bool:
+        """Use a key set fetched elsewhere in this process (the doctor's probe) when none is cached.
+
+        Counts as a successful cold fetch (no demand budget used); ``False`` when a set is already
+        cached or ``payload`` has no usable signing key.
+        """
+        if self._keyset is not None:
+            return False
+        now = self._clock()
+        with self._refresh_lock:
+            if self._keyset is not None:
+                return False
+            try:
+                keyset = build_keyset(payload, lifetime, now=now, storable=storable)
+            except Exception:  # noqa: BLE001 - an unusable set is left to the normal fetch
+                return False
+            self._keyset = keyset
+            self._last_attempt, self._last_ok, self._last_error = now[0], True, None
+            self._generation += 1
+        return True
+
+    def prime_failure(self, error: BaseException) -> bool:
+        """Record a failed fetch made elsewhere in this process (the doctor's probe) as this source's
+        last attempt, so the same failure answers without a second request; ``False`` when a set is cached."""
+        if self._keyset is not None:
+            return False
+        now = self._clock()
+        with self._refresh_lock:
+            if self._keyset is not None:
+                return False
+            self._last_attempt, self._last_ok, self._last_error = now[0], False, error
+            self._generation += 1
+        return True
+
     # -- the demand-refetch budget ------------------------------------------------------------
 
     def _retry_blocked(self, now: float, options: Options) -> bool:
