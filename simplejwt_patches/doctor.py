@@ -288,10 +288,9 @@ def configured_auth_classes() -> list[type]:
 
 def looks_users_up(auth_class: type) -> bool:
     """Whether ``auth_class`` uses upstream ``JWTAuthentication.get_user`` (a database lookup)."""
-    from rest_framework_simplejwt.authentication import JWTAuthentication, JWTStatelessUserAuthentication
+    from rest_framework_simplejwt.authentication import JWTAuthentication
 
-    if issubclass(auth_class, JWTStatelessUserAuthentication):
-        return False
+    # JWTStatelessUserAuthentication (JWTTokenUserAuthentication before 5.2) defines its own get_user.
     for klass in auth_class.__mro__:  # the first class defining get_user decides
         if klass is JWTAuthentication:
             return True

@@ -30,14 +30,17 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.core.management.base import CommandError  # noqa: E402
 from django.test import override_settings  # noqa: E402
+from packaging.version import Version  # noqa: E402
 
 import tests.project.views  # noqa: E402, F401 - binds WhoAmI's classes to the defaults before any override below
-from tests.helpers import use_simple_jwt  # noqa: E402
+from tests.helpers import SIMPLEJWT, use_simple_jwt  # noqa: E402
 from tests.idp import Mode, closed_port_url  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 
-STATELESS = "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"
+STATELESS = "rest_framework_simplejwt.authentication." + (
+    "JWTStatelessUserAuthentication" if SIMPLEJWT >= Version("5.2") else "JWTTokenUserAuthentication"
+)
 STATEFUL = "rest_framework_simplejwt.authentication.JWTAuthentication"
 CUSTOM = "tests.test_doctor_stack.CreatingJWTAuthentication"
 

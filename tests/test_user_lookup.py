@@ -10,16 +10,19 @@ import logging
 
 import pytest
 from django.test import override_settings
+from packaging.version import Version
 
 from simplejwt_patches.checks import check_user_lookup
 from simplejwt_patches.patches import user_lookup
 from simplejwt_patches.patches.user_lookup import UserLookupError
 from tests.conftest import last_exception
-from tests.helpers import find_in_chain, use_simple_jwt
+from tests.helpers import SIMPLEJWT, find_in_chain, use_simple_jwt
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("auth.get-user.lookup-error")]
 
-STATELESS = "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"
+STATELESS = "rest_framework_simplejwt.authentication." + (
+    "JWTStatelessUserAuthentication" if SIMPLEJWT >= Version("5.2") else "JWTTokenUserAuthentication"
+)
 STATEFUL = "rest_framework_simplejwt.authentication.JWTAuthentication"
 
 

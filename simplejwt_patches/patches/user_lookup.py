@@ -18,7 +18,8 @@ logger = logging.getLogger("simplejwt_patches.auth")
 
 #: The ways out, shown in the WARNING, the system check and the doctor.
 USER_LOOKUP_FIXES = (
-    "use rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication (no database user), "
+    "use rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication (JWTTokenUserAuthentication "
+    "before SimpleJWT 5.2; no database user), "
     "set SIMPLE_JWT['USER_ID_FIELD'] to a field that stores the identity provider's id (e.g. 'username'), "
     "or subclass JWTAuthentication with a get_user that creates users (README: 'How IdP users reach the database')"
 )
