@@ -3,8 +3,11 @@
 The JWKS is fetched exactly as authentication fetches it (same headers, timeout, TLS, proxy and
 redirect policy, via :func:`simplejwt_patches.transport.http_get`); a token is decoded without
 verification, then every check authentication runs is replayed in order, each with a concrete fix,
-and finally the real ``JWTAuthentication`` gives the verdict the API would give. Nothing here
-prints or returns the token or its signature.
+and finally the project's own SimpleJWT authentication classes (``DEFAULT_AUTHENTICATION_CLASSES``,
+in order, or ``--auth-class``) give the verdict the API would give, through ``authenticate()`` on a
+real DRF ``Request``. The JWKS is fetched once per run (the verdict reuses the probe's key set);
+the token is verified with ``SIMPLE_JWT['ALGORITHM']`` only, and any exception becomes a ✗ line.
+Nothing here prints or returns the token or its signature.
 """
 
 from __future__ import annotations
