@@ -403,7 +403,7 @@ def _token_checks(raw: str, probe: JWKSProbe | None, report: Report, classes: li
     report.token = {
         "header": header,
         "claims": shown_claims(claims, s, all_claims),
-        "claims_shown": "all" if all_claims else "checked (use --all-claims for all)",
+        "claims_shown": "all" if all_claims else "checked",
         "fingerprint": fingerprint(raw),
     }
     kid = header.get("kid")
@@ -1050,7 +1050,8 @@ def render_text(report: Report) -> str:
             out.append(f"  fix: {_next_step(j)}")
     if report.token is not None:
         out.append("token header: " + _dump(report.token["header"]))
-        out.append(f"token claims (unverified, {report.token['claims_shown']}): " + _dump(report.token["claims"]))
+        which = "all" if report.token["claims_shown"] == "all" else "only those checked; --all-claims for all"
+        out.append(f"token claims (unverified, {which}): " + _dump(report.token["claims"]))
     for c in report.checks:
         mark = {True: "✓", False: "✗", None: "·"}[c.ok]
         out.append(f"{mark} {c.name}: {c.detail}")
