@@ -158,9 +158,20 @@ def issuers(setting: Any) -> list[str]:
 
 
 def _next_step(probe: JWKSProbe) -> str:
-    """The concrete next step for a failed probe, from the failure's category."""
+    """The concrete next step for a failed probe, from the failure's category.
+
+    With ``JWKS_PROXY`` set, connection-level failures happen between this host and the proxy:
+    the step says so first (the proxy shown without credentials).
+    """
     if probe.problem in CATEGORIES:
-        return CATEGORIES[probe.problem].next_step
+        step = CATEGORIES[probe.problem].next_step
+        proxy = get_options().proxy
+        if proxy and probe.problem in ("refused", "dns", "dropped", "timeout"):
+            step = (
+                f"SIMPLE_JWT_PATCHES['JWKS_PROXY'] is set ({safe_url(str(proxy))}): the connection goes to the proxy "
+                "first; check that it runs, is reachable from this host and may reach the JWK_URL's host. " + step
+            )
+        return step
     return (
         f"Set SIMPLE_JWT['ALGORITHM'] to the algorithm of the identity provider's signing key, or add a "
         f"{probe.algorithm} signing key to the realm."

@@ -262,3 +262,13 @@ def test_w020_is_repeated_in_the_report(idp, monkeypatch):
     assert "! simplejwt_patches.W020: SIMPLE_JWT['JWK_URL'] uses http scheme" in text
     assert "fix: Use the identity provider's https:// JWKS URL." in text
     assert [f["id"] for f in json.loads(jtext)["findings"]] == ["simplejwt_patches.W020"]
+
+
+def test_a_proxy_failure_names_jwks_proxy(alice, idp, fresh_backend):
+    proxy = closed_port_url().split("/realms")[0]
+    with override_settings(SIMPLE_JWT_PATCHES={"JWKS_TIMEOUT": 2, "JWKS_PROXY": proxy}):
+        code, text = doctor(token=idp.mint())
+    assert code == 1 and "problem: refused:" in text
+    fix = text.split("problem: refused:", 1)[1].splitlines()[1]
+    assert f"SIMPLE_JWT_PATCHES['JWKS_PROXY'] is set ({proxy})" in fix
+    assert idp.jwks_requests() == []  # nothing reached the IdP: the proxy refused
