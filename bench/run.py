@@ -152,6 +152,40 @@ class Bench:
             "how": f"one valid token (cold fetch, counted) then {n} tokens with random kids",
         }  # fmt: skip
 
+    # -- b2. rotation pick-up -----------------------------------------------------------------
+    def rotation(self, window: float = 3.0, pause: float = 0.05) -> None:
+        """The IdP rotates right after a cold fetch; the new kid's token is retried every ``pause``
+        seconds until accepted (at most ``window`` s): rejections and seconds until it is accepted."""
+        from rest_framework_simplejwt.authentication import JWTAuthentication
+
+        out = {}
+        for patched in (False, True):
+            self.idp.reset()
+            self.backend(patched)
+            auth = JWTAuthentication()
+            auth.authenticate(self.request(self.idp.mint()))  # the cold fetch
+            self.idp.rotate()
+            token = self.idp.mint()
+            rejected, accepted_after, started = 0, None, time.perf_counter()
+            while time.perf_counter() - started < window:
+                try:
+                    auth.authenticate(self.request(token))
+                    accepted_after = time.perf_counter() - started
+                    break
+                except Exception:  # noqa: BLE001 - rejected: the new kid is not known yet
+                    rejected += 1
+                    time.sleep(pause)
+            out["patched" if patched else "vanilla"] = {
+                "rejected": rejected, "fetches": self.fetches(),
+                "seconds_to_accept": None if accepted_after is None else round(accepted_after, 3),
+            }  # fmt: skip
+        p = out["patched"]
+        self.results["rotation_pickup"] = {
+            **out, "window_s": window, "target": "patched: 0 rejected", "ok": p["rejected"] == 0,
+            "how": f"rotate right after the cold fetch; retry the new kid's token every {pause:g} s for up to "
+            f"{window:g} s",
+        }  # fmt: skip
+
     # -- c. IdP down / hanging with an expired cache -------------------------------------------
     def outage(self, mode: Mode, n_patched: int = 500, n_vanilla: int = 5) -> None:
         from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -310,6 +344,7 @@ def main() -> int:
             bench = Bench(idp)
             bench.warm_authenticate()
             bench.random_kids()
+            bench.rotation()
             bench.outage(Mode.SERVER_ERROR)
             bench.outage(Mode.HANG)
             bench.thundering_herd()
@@ -349,6 +384,15 @@ def render(data: dict[str, Any]) -> str:
         k = r["random_kids"]
         lines.append(f"| IdP fetches for 1,000 random-kid tokens | {k['vanilla']['fetches']} | {k['patched']['fetches']} "
                      f"| {k['target']} | {'✓' if k['ok'] else '✗'} |")  # fmt: skip
+        if "rotation_pickup" in r:
+            o = r["rotation_pickup"]
+
+            def pickup(x: dict[str, Any], window: float = o["window_s"]) -> str:
+                after = x["seconds_to_accept"]
+                return f"{x['rejected']} / " + (f"{after} s" if after is not None else f"not within {window:g} s")
+
+            lines.append(f"| rotation pick-up: rejected / until the new kid is accepted | {pickup(o['vanilla'])} | "
+                         f"{pickup(o['patched'])} | {o['target']} | {'✓' if o['ok'] else '✗'} |")  # fmt: skip
         for key, title in (("idp_server_error_expired_cache", "IdP down (500), cache expired"),
                            ("idp_hang_expired_cache", "IdP hanging, cache expired")):  # fmt: skip
             o = r[key]

@@ -30,6 +30,7 @@ __all__ = [
     "check_jwks_live",
     "check_patches",
     "check_settings",
+    "check_user_lookup",
     "check_version",
     "checks_markdown",
 ]
@@ -66,6 +67,8 @@ CHECK_IDS: tuple[CheckId, ...] = (
     CheckId("W030", "a patch was skipped or failed (upstream attribute missing or changed, or a required patch off)"),
     CheckId("W031", "a patch was skipped: the SimpleJWT code it wraps differs from the code proven for it (names it)"),
     CheckId("W032", "SimpleJWT's source is not available: fingerprints not checked, the version rule applies"),
+    CheckId("W040", '`USER_ID_CLAIM = "sub"` with an integer `USER_ID_FIELD` and `JWTAuthentication` (every IdP token '
+            "fails the user lookup)"),
     CheckId("E105", '`JWK_URL` has no signing key for `SIMPLE_JWT["ALGORITHM"]`', deploy=True),
     CheckId("W106", 'the discovery document next to `JWK_URL` names another `issuer` than `SIMPLE_JWT["ISSUER"]`',
             deploy=True),
@@ -290,3 +293,27 @@ def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                 )
             )
     return messages
+
+
+@checks.register(TAG)
+def check_user_lookup(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W040: an IdP's ``sub`` looked up in an integer ``USER_ID_FIELD`` by ``JWTAuthentication``."""
+    from rest_framework_simplejwt import settings as sj_settings
+
+    from .doctor import configured_auth_classes, user_lookup_problem
+    from .patches.user_lookup import USER_LOOKUP_FIXES
+
+    try:
+        problem = user_lookup_problem(sj_settings.api_settings, configured_auth_classes())
+    except Exception:  # noqa: BLE001 - an unimportable auth class is DRF's own error to report
+        return []
+    if problem is None:
+        return []
+    return [
+        checks.Warning(
+            problem + " (each such request is answered 401 user_not_found; HTTP 500 without simplejwt-patches).",
+            hint=USER_LOOKUP_FIXES[0].upper() + USER_LOOKUP_FIXES[1:] + ".",
+            obj="SIMPLE_JWT",
+            id="simplejwt_patches.W040",
+        )
+    ]

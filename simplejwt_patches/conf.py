@@ -266,8 +266,10 @@ class Options:
     )  # fmt: skip
     refetch_cooldown = Setting(
         "JWKS_REFETCH_COOLDOWN", 30.0, seconds(zero=True, maximum=86400), "E011",
-        doc="an unknown kid refetches at most once per this many seconds, counting every attempt (failed ones "
-        "too); also the retry interval after a failed fetch. 30 s is Nimbus' and PyJWT 2.14's window",
+        doc="demand refetches (an unknown kid, or a cached kid whose signature fails) happen at most once per "
+        "this many seconds (per fleet with `JWKS_SHARED_CACHE`); cold, expiry and background refreshes do not "
+        "count, so a rotated key is picked up on its first token. Also the retry interval after any failed "
+        "fetch. 30 s is Nimbus' and PyJWT 2.14's window",
     )  # fmt: skip
     stale_if_error = Setting(
         "JWKS_STALE_IF_ERROR", 3600.0, seconds(zero=True, maximum=86400 * 7), "E011",

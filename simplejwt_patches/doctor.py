@@ -3,17 +3,24 @@
 The JWKS is fetched exactly as authentication fetches it (same headers, timeout, TLS, proxy and
 redirect policy, via :func:`simplejwt_patches.transport.http_get`); a token is decoded without
 verification, then every check authentication runs is replayed in order, each with a concrete fix,
-and finally the real ``JWTAuthentication`` gives the verdict the API would give. Nothing here
-prints or returns the token or its signature.
+and finally the project's own SimpleJWT authentication classes (``DEFAULT_AUTHENTICATION_CLASSES``,
+in order, or ``--auth-class``) give the verdict the API would give, through ``authenticate()`` on a
+real DRF ``Request``. The JWKS is fetched once per run (the verdict reuses the probe's key set);
+the token is verified with ``SIMPLE_JWT['ALGORITHM']`` only, and any exception becomes a ✗ line.
+Nothing here prints or returns the token or its signature.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 import time
 import urllib.error
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,12 +36,18 @@ __all__ = [
     "Check",
     "JWKSProbe",
     "Report",
+    "captured_logs",
+    "configured_auth_classes",
     "diagnose",
     "discovery_issuer",
+    "integer_user_id_field",
     "issuers",
+    "looks_users_up",
     "probe_jwks",
     "render_text",
+    "shown_claims",
     "strip_bearer",
+    "user_lookup_problem",
 ]
 
 
@@ -71,6 +84,7 @@ class JWKSProbe:
     algorithm: str | None = None
     matches_algorithm: bool = False
     payload: dict[str, Any] | None = field(default=None, repr=False)
+    failure: JWKSFailure | None = field(default=None, repr=False, compare=False)  # chained to the error
 
 
 def probe_jwks(url: str, algorithm: str | None, options: Options | None = None) -> JWKSProbe:
@@ -103,6 +117,9 @@ def probe_jwks(url: str, algorithm: str | None, options: Options | None = None) 
         if probe.elapsed_ms is None:
             probe.elapsed_ms = (time.perf_counter() - started) * 1000
         failure = exc if isinstance(exc, JWKSFailure) else failure_from(exc, probe.status)
+        if failure is not exc and failure.__cause__ is None:
+            failure.__cause__ = exc
+        probe.failure = failure
         probe.problem, probe.error = failure.kind, failure.detail
         probe.status = failure.status or probe.status
         if isinstance(exc, urllib.error.HTTPError) and 300 <= exc.code < 400 and exc.headers:
@@ -141,9 +158,20 @@ def issuers(setting: Any) -> list[str]:
 
 
 def _next_step(probe: JWKSProbe) -> str:
-    """The concrete next step for a failed probe, from the failure's category."""
+    """The concrete next step for a failed probe, from the failure's category.
+
+    With ``JWKS_PROXY`` set, connection-level failures happen between this host and the proxy:
+    the step says so first (the proxy shown without credentials).
+    """
     if probe.problem in CATEGORIES:
-        return CATEGORIES[probe.problem].next_step
+        step = CATEGORIES[probe.problem].next_step
+        proxy = get_options().proxy
+        if proxy and probe.problem in ("refused", "dns", "dropped", "timeout"):
+            step = (
+                f"SIMPLE_JWT_PATCHES['JWKS_PROXY'] is set ({safe_url(str(proxy))}): the connection goes to the proxy "
+                "first; check that it runs, is reachable from this host and may reach the JWK_URL's host. " + step
+            )
+        return step
     return (
         f"Set SIMPLE_JWT['ALGORITHM'] to the algorithm of the identity provider's signing key, or add a "
         f"{probe.algorithm} signing key to the realm."
@@ -198,22 +226,125 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     verdict: dict[str, Any] | None = None
     ok: bool = False
+    auth_classes: list[str] = field(default_factory=list)  # the SimpleJWT classes that judge, in order
+    findings: list[dict[str, str]] = field(default_factory=list)  # system-check warnings worth repeating
+    log: list[str] = field(default_factory=list)  # WARNING+ records of simplejwt_patches during the run
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` object."""
+        """The ``--json`` object (strict JSON: non-finite numbers and odd types become strings)."""
         jwks = None
         if self.jwks is not None:
-            jwks = {k: v for k, v in asdict(self.jwks).items() if k != "payload"}
+            jwks = {
+                f.name: getattr(self.jwks, f.name) for f in fields(self.jwks) if f.name not in ("payload", "failure")
+            }
         return {
             "ok": self.ok,
             "versions": self.versions,
             "patches": self.patches,
-            "jwks_options": self.jwks_options,
-            "jwks": jwks,
-            "token": self.token,
-            "checks": [asdict(c) for c in self.checks],
-            "verdict": self.verdict,
+            "jwks_options": _jsonable(self.jwks_options),
+            "jwks": _jsonable(jwks),
+            "auth_classes": self.auth_classes,
+            "findings": self.findings,
+            "token": _jsonable(self.token),
+            "checks": [_jsonable(asdict(c)) for c in self.checks],
+            "verdict": _jsonable(self.verdict),
+            "log": self.log,
         }
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` as strict JSON data: NaN/inf and unknown types as strings, nesting bounded."""
+    if depth > 20:
+        return "<nested too deep>"
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in value]
+    return str(value)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr`` of a value from a token, bounded (tokens are attacker-controlled)."""
+    try:
+        text = repr(_jsonable(value))
+    except Exception:  # noqa: BLE001 - e.g. a str too large to convert an int
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _finite(value: Any) -> float | None:
+    """A claim as seconds, when it is a finite number (``bool`` is no number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def configured_auth_classes() -> list[type]:
+    """SimpleJWT's authentication classes among DRF's ``DEFAULT_AUTHENTICATION_CLASSES``, in order.
+
+    SimpleJWT's are the subclasses of ``JWTAuthentication`` (``JWTStatelessUserAuthentication``
+    included). Read through DRF's own ``api_settings``, which imports them as requests do.
+    """
+    from rest_framework.settings import api_settings as drf_settings
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+
+    classes: list[Any] = list(drf_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    return [c for c in classes if isinstance(c, type) and issubclass(c, JWTAuthentication)]
+
+
+def looks_users_up(auth_class: type) -> bool:
+    """Whether ``auth_class`` uses upstream ``JWTAuthentication.get_user`` (a database lookup)."""
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+
+    # JWTStatelessUserAuthentication (JWTTokenUserAuthentication before 5.2) defines its own get_user.
+    for klass in auth_class.__mro__:  # the first class defining get_user decides
+        if klass is JWTAuthentication:
+            return True
+        if "get_user" in vars(klass):
+            return False
+    return False
+
+
+def integer_user_id_field(simple_jwt: Any) -> str | None:
+    """The user model's ``USER_ID_FIELD`` description when it is an integer field, else ``None``."""
+    from django.contrib.auth import get_user_model
+    from django.db import models
+
+    try:
+        model = get_user_model()
+        field = model._meta.get_field(str(simple_jwt.USER_ID_FIELD))
+    except Exception:  # noqa: BLE001 - no user model or no such field: another problem
+        return None
+    if isinstance(field, (models.IntegerField, models.AutoField)):
+        return f"{type(field).__name__} {model._meta.label}.{field.name}"
+    return None
+
+
+def user_lookup_problem(simple_jwt: Any, classes: list[type]) -> str | None:
+    """Why every IdP token would fail the user lookup, or ``None`` (system check W040, doctor).
+
+    ``JWK_URL`` set (an external IdP), ``USER_ID_CLAIM = "sub"`` (an opaque id, a UUID for Keycloak),
+    an integer ``USER_ID_FIELD``, and a class among ``classes`` that looks users up in the database.
+    """
+    if not getattr(simple_jwt, "JWK_URL", None) or simple_jwt.USER_ID_CLAIM != "sub":
+        return None
+    field = integer_user_id_field(simple_jwt)
+    lookups = [c for c in classes if looks_users_up(c)]
+    if field is None or not lookups:
+        return None
+    names = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in lookups)
+    return (
+        f"USER_ID_CLAIM 'sub' is looked up in USER_ID_FIELD {simple_jwt.USER_ID_FIELD!r} ({field}) by {names}: an "
+        "identity provider's sub (Keycloak: a UUID) is no integer, so no token can find its user"
+    )
 
 
 def _api_settings() -> Any:
@@ -232,160 +363,330 @@ def _leeway_seconds(leeway: Any) -> float:
     return float(leeway)
 
 
-def _token_checks(raw: str, probe: JWKSProbe | None, report: Report) -> list[Check]:
-    s = _api_settings()
-    checks: list[Check] = []
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _decode(raw: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    """Header and claims, unverified; or why the token is no JWT."""
     parts = raw.split(".")
+    if len(parts) != 3:
+        return f"{len(parts)} segment(s), a JWT has 3"
     try:
         header, claims = segment_json(parts[0]), segment_json(parts[1])
-        if len(parts) != 3 or not isinstance(header, dict) or not isinstance(claims, dict):
-            raise ValueError("not three segments of JSON objects")
+    except Exception as exc:  # noqa: BLE001 - bad base64, bad JSON, deep nesting, anything
+        return describe(exc)
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return "header and claims must be JSON objects"
+    return header, claims
+
+
+def shown_claims(claims: dict[str, Any], s: Any, all_claims: bool) -> dict[str, Any]:
+    """The claims the doctor prints: by default only those it checks (no personal data)."""
+    if all_claims:
+        return dict(claims)
+    names = ["iss", "aud", "exp", "nbf", "iat", s.TOKEN_TYPE_CLAIM, s.JTI_CLAIM]
+    shown = {n: claims[n] for n in names if isinstance(n, str) and n in claims}
+    user_claim = s.USER_ID_CLAIM
+    if isinstance(user_claim, str) and user_claim in claims:
+        from .patches.user_lookup import user_id_facts
+
+        shown[user_claim] = f"<present: {user_id_facts(claims[user_claim])}>"
+    return shown
+
+
+def _token_checks(raw: str, probe: JWKSProbe | None, report: Report, classes: list[type], all_claims: bool) -> None:
+    s = _api_settings()
+    checks = report.checks
+    decoded = _decode(raw)
+    if isinstance(decoded, str):
+        checks.append(
+            Check(
+                "decode",
+                False,
+                f"not a JWT ({decoded})",
+                "Pass the raw access token (three base64url "
+                "segments separated by dots), without the 'Bearer ' prefix or quotes.",
+            )
+        )
+        return
+    header, claims = decoded
+    report.token = {
+        "header": header,
+        "claims": shown_claims(claims, s, all_claims),
+        "claims_shown": "all" if all_claims else "checked",
+        "fingerprint": fingerprint(raw),
+    }
+    kid = header.get("kid")
+    checks.append(Check("decode", True, f"header and claims decoded (unverified), kid={_short(kid)}"))
+    for check in (_check_algorithm, _check_kid_and_signature, _check_times, _check_claims, _check_user):
+        try:
+            check(raw, header, claims, probe, s, checks, classes)
+        except Exception as exc:  # noqa: BLE001 - a hostile token is a finding, never a traceback
+            name = check.__name__.removeprefix("_check_").replace("_", " ")
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"cannot be checked: {describe(exc)[:200]}",
+                    "The token carries values SimpleJWT cannot use; get a token from the identity provider.",
+                )
+            )
+
+
+def _check_algorithm(
+    raw: str,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    probe: Any,
+    s: Any,
+    checks: list[Check],
+    classes: list[type],
+) -> None:
+    alg = header.get("alg")
+    if isinstance(alg, str) and alg == s.ALGORITHM:
+        checks.append(Check("algorithm", True, f"alg {alg} matches SIMPLE_JWT['ALGORITHM']"))
+        return
+    fix = f"Set SIMPLE_JWT['ALGORITHM'] = {alg!r} (the algorithm the identity provider signs with)."
+    if not isinstance(alg, str) or alg.lower() == "none" or alg.upper().startswith("HS") or len(alg) > 10:
+        fix = (
+            f"Never accept {_short(alg, 40)}: the identity provider signs with an asymmetric algorithm "
+            "(Keycloak: RS256); this token is forged or not an access token."
+        )
+    checks.append(
+        Check("algorithm", False, f"token alg {_short(alg, 40)} but SIMPLE_JWT['ALGORITHM'] is {s.ALGORITHM!r}", fix)
+    )
+
+
+def _check_kid_and_signature(
+    raw: str,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    probe: JWKSProbe | None,
+    s: Any,
+    checks: list[Check],
+    classes: list[type],
+) -> None:
+    kid = header.get("kid")
+    if probe is None:
+        checks.append(Check("kid", None, "JWK_URL is not set: the static VERIFYING_KEY is used"))
+        return
+    if not probe.ok and probe.problem != "no_key_for_algorithm":
+        answer = f"HTTP {probe.status}" if probe.status is not None else "no response"
+        checks.append(
+            Check(
+                "kid",
+                False,
+                f"cannot be looked up: the JWKS failed ({probe.problem}, {answer}; see the JWKS line above)",
+                _next_step(probe),
+            )
+        )
+        return
+    kids = [k.get("kid") for k in probe.keys if k.get("use") in ("sig", None)]
+    keys = (probe.payload or {}).get("keys")
+    match = None
+    if isinstance(kid, str):
+        match = next(
+            (k for k in (keys if isinstance(keys, list) else []) if isinstance(k, dict) and k.get("kid") == kid), None
+        )
+    if match is None:
+        checks.append(
+            Check(
+                "kid",
+                False,
+                f"kid {_short(kid)} is not in the JWKS at {probe.url} (signing kids: {_short(kids, 300)})",
+                "Either the identity provider rotated its keys and removed the one this token was signed with "
+                "(get a fresh token), or the token comes from another realm/IdP "
+                f"(token iss={_short(claims.get('iss'))}, JWK_URL={probe.url}): point JWK_URL at the realm that "
+                "issued it.",
+            )
+        )
+        return
+    checks.append(
+        Check(
+            "kid", True, f"kid {_short(kid)} found in the JWKS ({_short(match.get('alg'))}/{_short(match.get('use'))})"
+        )
+    )
+    import jwt
+    from jwt.api_jwk import PyJWK
+
+    try:
+        key_obj = PyJWK(match).key
     except Exception as exc:  # noqa: BLE001
         checks.append(
-            Check("decode", False, f"not a JWT ({describe(exc)})", "Pass the raw access token (three base64url "
-                  "segments separated by dots), without the 'Bearer ' prefix or quotes.")
-        )  # fmt: skip
-        return checks
-    report.token = {"header": header, "claims": claims, "fingerprint": fingerprint(raw)}
-    checks.append(Check("decode", True, f"header and claims decoded (unverified), kid={header.get('kid')}"))
+            Check(
+                "signature",
+                False,
+                f"the JWK for kid {_short(kid)} cannot be loaded: {describe(exc)}",
+                "Check that 'cryptography' is installed and the key type is supported.",
+            )
+        )
+        return
+    try:  # SIMPLE_JWT['ALGORITHM'] only: never the algorithm the token names
+        jwt.decode(
+            raw,
+            key_obj,
+            algorithms=[s.ALGORITHM],
+            options={
+                "verify_exp": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except Exception as exc:  # noqa: BLE001 - PyJWT, cryptography or a hostile header: all findings
+        fix = "The token was altered, or signed by a different key published under the same kid."
+        if isinstance(exc, jwt.InvalidAlgorithmError):
+            fix = "See the algorithm line: the token names another algorithm than SIMPLE_JWT['ALGORITHM']."
+        checks.append(
+            Check(
+                "signature",
+                False,
+                f"signature does not verify with kid {_short(kid)} with {s.ALGORITHM} ({describe(exc)[:200]})",
+                fix,
+            )
+        )
+        return
+    checks.append(Check("signature", True, f"signature verifies with kid {_short(kid)}"))
 
-    alg = header.get("alg")
-    if alg == s.ALGORITHM:
-        checks.append(Check("algorithm", True, f"alg {alg} matches SIMPLE_JWT['ALGORITHM']"))
+
+def _check_times(
+    raw: str,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    probe: Any,
+    s: Any,
+    checks: list[Check],
+    classes: list[type],
+) -> None:
+    now = time.time()
+    leeway = _leeway_seconds(s.LEEWAY)
+    exp = _finite(claims.get("exp"))
+    if "exp" in claims and exp is None:
+        checks.append(
+            Check(
+                "expiry",
+                False,
+                f"exp is {_short(claims.get('exp'), 40)}, not a finite number",
+                "exp must be seconds since the epoch; this token did not come from a working IdP.",
+            )
+        )
+    elif exp is None:
+        checks.append(Check("expiry", False, "no numeric exp claim", "SimpleJWT requires an exp claim."))
+    elif now > exp + leeway:
+        late = now - exp
+        checks.append(
+            Check(
+                "expiry",
+                False,
+                f"expired {late:.0f} s ago (LEEWAY {leeway:g} s)",
+                "Get a fresh token. If it was just issued, this server's clock is about "
+                f"{late:.0f} s ahead of the identity provider's: fix NTP, or raise SIMPLE_JWT['LEEWAY'].",
+            )
+        )
+    else:
+        checks.append(Check("expiry", True, f"expires in {exp - now:.0f} s (LEEWAY {leeway:g} s)"))
+    for claim in ("nbf", "iat"):
+        if claim not in claims:
+            continue
+        value = _finite(claims.get(claim))
+        if value is None:
+            checks.append(
+                Check(
+                    "clock",
+                    False,
+                    f"{claim} is {_short(claims.get(claim), 40)}, not a finite number",
+                    f"{claim} must be seconds since the epoch.",
+                )
+            )
+        elif value > now + leeway + (0 if claim == "nbf" else 60):
+            checks.append(
+                Check(
+                    "clock",
+                    False,
+                    f"{claim} is {value - now:.0f} s in the future",
+                    "This server's clock is behind the identity provider's: fix NTP, or raise SIMPLE_JWT['LEEWAY'].",
+                )
+            )
+
+
+def _check_claims(
+    raw: str,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    probe: Any,
+    s: Any,
+    checks: list[Check],
+    classes: list[type],
+) -> None:
+    iss = claims.get("iss")
+    if not s.ISSUER:
+        checks.append(Check("issuer", None, f"not checked (SIMPLE_JWT['ISSUER'] is unset; token iss={_short(iss)})"))
+    elif isinstance(iss, str) and iss in issuers(s.ISSUER):
+        checks.append(Check("issuer", True, f"iss matches ISSUER {s.ISSUER!r}"))
     else:
         checks.append(
             Check(
-                "algorithm",
+                "issuer",
                 False,
-                f"token alg {alg!r} but SIMPLE_JWT['ALGORITHM'] is {s.ALGORITHM!r}",
-                f"Set SIMPLE_JWT['ALGORITHM'] = {alg!r} (the algorithm the identity provider signs with).",
+                f"token iss {_short(iss)} != SIMPLE_JWT['ISSUER'] {s.ISSUER!r}",
+                "Keycloak writes the URL it was reached by (its frontend URL / KC_HOSTNAME) into iss: set "
+                f"SIMPLE_JWT['ISSUER'] = {_short(iss)}, or configure Keycloak's hostname so both agree.",
             )
         )
-
-    kid = header.get("kid")
-    key_obj = None
-    if probe is None:
-        checks.append(Check("kid", None, "JWK_URL is not set: the static VERIFYING_KEY is used"))
-    elif not probe.ok and probe.problem != "no_key_for_algorithm":
-        checks.append(Check("kid", False, f"the JWKS could not be used: {probe.error}", _next_step(probe)))
-    else:
-        kids = [k.get("kid") for k in probe.keys if k.get("use") in ("sig", None)]
-        match = next(
-            (k for k in (probe.payload or {}).get("keys", []) if isinstance(k, dict) and k.get("kid") == kid), None
-        )
-        if match is None:
-            checks.append(Check(
-                "kid", False, f"kid {kid!r} is not in the JWKS at {probe.url} (signing kids: {kids})",
-                "Either the identity provider rotated its keys and removed the one this token was signed with "
-                f"(get a fresh token), or the token comes from another realm/IdP (token iss={claims.get('iss')!r}, "
-                f"JWK_URL={probe.url}): point JWK_URL at the realm that issued it.",
-            ))  # fmt: skip
-        else:
-            checks.append(Check("kid", True, f"kid {kid!r} found in the JWKS ({match.get('alg')}/{match.get('use')})"))
-            try:
-                from jwt.api_jwk import PyJWK
-
-                key_obj = PyJWK(match).key
-            except Exception as exc:  # noqa: BLE001
-                checks.append(
-                    Check(
-                        "signature",
-                        False,
-                        f"the JWK for kid {kid!r} cannot be loaded: {describe(exc)}",
-                        "Check that 'cryptography' is installed and the key type is supported.",
-                    )
-                )
-
-    if key_obj is not None:
-        import jwt
-
-        try:
-            jwt.decode(raw, key_obj, algorithms=[alg or s.ALGORITHM], options={
-                "verify_exp": False, "verify_aud": False, "verify_iss": False, "verify_iat": False, "verify_nbf": False,
-            })  # fmt: skip
-            checks.append(Check("signature", True, f"signature verifies with kid {kid!r}"))
-        except jwt.InvalidTokenError as exc:
-            checks.append(
-                Check(
-                    "signature",
-                    False,
-                    f"signature does not verify with kid {kid!r} ({describe(exc)})",
-                    "The token was altered, or signed by a different key published under the same kid.",
-                )
-            )
-
-    now = time.time()
-    leeway = _leeway_seconds(s.LEEWAY)
-    exp = claims.get("exp")
-    if not isinstance(exp, (int, float)):
-        checks.append(Check("expiry", False, "no numeric exp claim", "SimpleJWT requires an exp claim."))
-    elif now > exp + leeway:
-        late = int(now - exp)
-        checks.append(Check(
-            "expiry", False, f"expired {late} s ago (LEEWAY {leeway:g} s)",
-            "Get a fresh token. If it was just issued, this server's clock is about "
-            f"{late} s ahead of the identity provider's: fix NTP, or raise SIMPLE_JWT['LEEWAY'].",
-        ))  # fmt: skip
-    else:
-        checks.append(Check("expiry", True, f"expires in {int(exp - now)} s (LEEWAY {leeway:g} s)"))
-    for claim in ("nbf", "iat"):
-        value = claims.get(claim)
-        if isinstance(value, (int, float)) and value > now + leeway + (0 if claim == "nbf" else 60):
-            checks.append(Check(
-                "clock", False, f"{claim} is {int(value - now)} s in the future",
-                "This server's clock is behind the identity provider's: fix NTP, or raise SIMPLE_JWT['LEEWAY'].",
-            ))  # fmt: skip
-
-    iss = claims.get("iss")
-    if not s.ISSUER:
-        checks.append(Check("issuer", None, f"not checked (SIMPLE_JWT['ISSUER'] is unset; token iss={iss!r})"))
-    elif iss in issuers(s.ISSUER):
-        checks.append(Check("issuer", True, f"iss matches ISSUER {s.ISSUER!r}"))
-    else:
-        checks.append(Check(
-            "issuer", False, f"token iss {iss!r} != SIMPLE_JWT['ISSUER'] {s.ISSUER!r}",
-            "Keycloak writes the URL it was reached by (its frontend URL / KC_HOSTNAME) into iss: set "
-            f"SIMPLE_JWT['ISSUER'] = {iss!r}, or configure Keycloak's hostname so both agree.",
-        ))  # fmt: skip
 
     aud = claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]
     wanted = s.AUDIENCE if isinstance(s.AUDIENCE, (list, tuple, set)) else [s.AUDIENCE]
     if s.AUDIENCE is None:
-        checks.append(Check("audience", None, f"not checked (SIMPLE_JWT['AUDIENCE'] is unset; token aud={aud!r})"))
-    elif any(a in auds for a in wanted):
-        checks.append(Check("audience", True, f"aud {aud!r} contains AUDIENCE {s.AUDIENCE!r}"))
+        checks.append(
+            Check("audience", None, f"not checked (SIMPLE_JWT['AUDIENCE'] is unset; token aud={_short(aud)})")
+        )
+    elif any(isinstance(a, str) and a in auds for a in wanted):
+        checks.append(Check("audience", True, f"aud {_short(aud)} contains AUDIENCE {s.AUDIENCE!r}"))
     else:
-        checks.append(Check(
-            "audience", False, f"token aud {aud!r} does not contain SIMPLE_JWT['AUDIENCE'] {s.AUDIENCE!r}",
-            "Keycloak's default audience is 'account': add an Audience mapper for your API's client in Keycloak, "
-            f"or set SIMPLE_JWT['AUDIENCE'] to one of {auds!r}.",
-        ))  # fmt: skip
+        checks.append(
+            Check(
+                "audience",
+                False,
+                f"token aud {_short(aud)} does not contain SIMPLE_JWT['AUDIENCE'] {s.AUDIENCE!r}",
+                "Keycloak's default audience is 'account': add an Audience mapper for your API's client in Keycloak, "
+                f"or set SIMPLE_JWT['AUDIENCE'] to one of {_short(auds)}.",
+            )
+        )
 
     claim = s.TOKEN_TYPE_CLAIM
-    classes = list(s.AUTH_TOKEN_CLASSES)
-    accepted = [getattr(c, "token_type", None) for c in classes]
+    accepted = [getattr(c, "token_type", None) for c in s.AUTH_TOKEN_CLASSES]
+    value = claims.get(claim) if isinstance(claim, str) else None
     if claim is None:
         checks.append(Check("token type", None, "not checked (TOKEN_TYPE_CLAIM is None)"))
-    elif claims.get(claim) in accepted:
-        checks.append(Check("token type", True, f"{claim}={claims.get(claim)!r} accepted by AUTH_TOKEN_CLASSES"))
+    elif isinstance(value, str) and value in accepted:
+        checks.append(Check("token type", True, f"{claim}={value!r} accepted by AUTH_TOKEN_CLASSES"))
     else:
-        fix = f"Add a token class with token_type = {claims.get(claim)!r} to AUTH_TOKEN_CLASSES."
+        fix = f"Add a token class with token_type = {_short(value)} to AUTH_TOKEN_CLASSES."
         if claims.get("typ") == "Bearer":
-            fix = ("Keycloak sends typ: 'Bearer' where SimpleJWT expects token_type: 'access': set "
-                   "SIMPLE_JWT['TOKEN_TYPE_CLAIM'] = 'typ' and SIMPLE_JWT['AUTH_TOKEN_CLASSES'] = "
-                   "('simplejwt_patches.tokens.BearerAccessToken',).")  # fmt: skip
-        detail = f"{claim!r} claim is missing" if claim not in claims else f"{claim}={claims.get(claim)!r}"
+            fix = (
+                "Keycloak sends typ: 'Bearer' where SimpleJWT expects token_type: 'access': set "
+                "SIMPLE_JWT['TOKEN_TYPE_CLAIM'] = 'typ' and SIMPLE_JWT['AUTH_TOKEN_CLASSES'] = "
+                "('simplejwt_patches.tokens.BearerAccessToken',)."
+            )
+        detail = f"{claim!r} claim is missing" if claim not in claims else f"{claim}={_short(value)}"
         checks.append(Check("token type", False, f"{detail}; AUTH_TOKEN_CLASSES accept {accepted}", fix))
 
     if s.USER_ID_CLAIM in claims:
         checks.append(Check("user id claim", True, f"{s.USER_ID_CLAIM!r} present"))
     else:
-        checks.append(Check(
-            "user id claim", False, f"USER_ID_CLAIM {s.USER_ID_CLAIM!r} is not in the token",
-            "Keycloak >= 25 'lightweight' access tokens can omit sub: add the 'basic' client scope (sub mapper) to "
-            "the client, or set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries (e.g. 'preferred_username').",
-        ))  # fmt: skip
+        checks.append(
+            Check(
+                "user id claim",
+                False,
+                f"USER_ID_CLAIM {s.USER_ID_CLAIM!r} is not in the token",
+                "Keycloak >= 25 'lightweight' access tokens can omit sub: add the 'basic' client scope (sub mapper) "
+                "to the client, or set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries "
+                "(e.g. 'preferred_username').",
+            )
+        )
 
     if s.JTI_CLAIM is None:
         checks.append(Check("jti", None, "not checked (JTI_CLAIM is None)"))
@@ -400,76 +701,306 @@ def _token_checks(raw: str, probe: JWKSProbe | None, report: Report) -> list[Che
                 "Set SIMPLE_JWT['JTI_CLAIM'] to the claim your IdP uses, or None.",
             )
         )
-    return checks
 
 
-def _verdict(raw: str) -> dict[str, Any]:
-    """What the API would answer, from the real ``JWTAuthentication``."""
-    from rest_framework import exceptions as drf_exceptions
-    from rest_framework_simplejwt.authentication import JWTAuthentication
+def _check_user(
+    raw: str,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    probe: Any,
+    s: Any,
+    checks: list[Check],
+    classes: list[type],
+) -> None:
+    """Whether the judging class can look this token's user id up (an integer field and a UUID cannot)."""
+    from django.contrib.auth import get_user_model
 
-    auth = JWTAuthentication()
+    from .patches.user_lookup import USER_LOOKUP_FIXES, user_id_facts
+
+    judge = classes[0] if classes else None
+    claim = s.USER_ID_CLAIM
+    if judge is None or not looks_users_up(judge) or not isinstance(claim, str) or claim not in claims:
+        return
+    model = get_user_model()
+    name = str(s.USER_ID_FIELD)
     try:
-        validated = auth.get_validated_token(raw.encode())
-        user = auth.get_user(validated)
+        model_field: Any = model._meta.get_field(name)
+    except Exception:  # noqa: BLE001
+        checks.append(
+            Check(
+                "user lookup",
+                False,
+                f"USER_ID_FIELD {name!r} is not a field of {model._meta.label}",
+                "Set SIMPLE_JWT['USER_ID_FIELD'] to a field of the user model.",
+            )
+        )
+        return
+    value = claims[claim]
+    try:
+        model_field.get_prep_value(model_field.to_python(value))
+    except Exception as exc:  # noqa: BLE001 - what the ORM would raise inside get_user
+        checks.append(
+            Check(
+                "user lookup",
+                False,
+                f"{claim!r} is {user_id_facts(value)}, which USER_ID_FIELD {name!r} ({type(model_field).__name__}) of "
+                f"{model._meta.label} cannot look up ({type(exc).__name__}); {_dotted(judge)} looks users up in the "
+                "database",
+                USER_LOOKUP_FIXES[0].upper() + USER_LOOKUP_FIXES[1:] + ".",
+            )
+        )
+        return
+    checks.append(
+        Check(
+            "user lookup",
+            True,
+            f"{claim!r} can be looked up in USER_ID_FIELD {name!r} ({type(model_field).__name__}) by {_dotted(judge)}",
+        )
+    )
+
+
+def _verdict(raw: str, classes: list[type]) -> dict[str, Any]:
+    """What the API would answer: ``authenticate()`` of each class on a real DRF ``Request``.
+
+    The classes are tried in order as DRF's ``Request._authenticate`` does (the first that returns a
+    user or raises decides); exceptions map as DRF's ``APIView.handle_exception`` maps them
+    (``APIException`` -> its status, a 401 becoming 403 when the first class sends no
+    ``WWW-Authenticate``; anything else -> 500).
+    """
+    from rest_framework import exceptions as drf_exceptions
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from .diagnostics import causes
+    from .failures import TOKEN_REASONS
+    from .patches.user_lookup import UserLookupError
+
+    s = _api_settings()
+    types = s.AUTH_HEADER_TYPES
+    prefix = types[0] if isinstance(types, (list, tuple)) and types else str(types)
+    header = f"{prefix} {raw}".encode("utf-8", "replace").decode("latin-1")  # what a WSGI server would hand over
+    authenticators = [cls() for cls in classes]
+    meta: dict[str, Any] = {str(s.AUTH_HEADER_NAME): header}
+    request = Request(APIRequestFactory().get("/", **meta), authenticators=authenticators)
+    judge: type | None = None
+    try:
+        for auth in authenticators:
+            judge = type(auth)
+            result = auth.authenticate(request)
+            if result is not None:
+                user, validated = result
+                return {
+                    "accepted": True,
+                    "status": 200,
+                    "auth_class": _dotted(judge),
+                    "user": _username(user),
+                    "token_class": type(validated).__name__,
+                }
     except drf_exceptions.APIException as exc:
-        code, reason = classify(exc.__cause__ or exc)
+        status = exc.status_code
+        if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+            status = 401 if authenticators[0].authenticate_header(request) else 403
+        if any(isinstance(e, UserLookupError) for e in causes(exc)):
+            code, reason = "user_lookup", TOKEN_REASONS["user_lookup"]
+        else:
+            code, reason = classify(exc.__cause__ or exc)
         return {
             "accepted": False,
-            "status": exc.status_code,
-            "detail": json.loads(json.dumps(exc.detail, default=str)),
+            "status": status,
+            "auth_class": _dotted(judge) if judge else None,
+            "detail": _jsonable(json.loads(json.dumps(exc.detail, default=str))),
             "reason_code": code,
             "reason": redact(reason, raw),
         }
-    except Exception as exc:  # noqa: BLE001 - e.g. no database: still a finding
+    except Exception as exc:  # noqa: BLE001 - DRF answers anything else with 500
         return {
             "accepted": False,
             "status": 500,
-            "detail": describe(exc),
+            "auth_class": _dotted(judge) if judge else None,
+            "detail": redact(describe(exc)[:300], raw),
             "reason_code": "error",
-            "reason": describe(exc),
+            "reason": redact(describe(exc)[:300], raw),
         }
     return {
-        "accepted": True,
-        "status": 200,
-        "user": str(getattr(user, "get_username", lambda: user)()),
-        "token_class": type(validated).__name__,
+        "accepted": False,
+        "status": 401,
+        "auth_class": None,
+        "detail": f"no SimpleJWT class took the token (AUTH_HEADER_TYPES {types!r})",
+        "reason_code": "not_authenticated",
+        "reason": "no authentication class accepted the Authorization header",
     }
 
 
-def diagnose(token: str | None = None) -> Report:
-    """Run every check against the project's real settings; ``token`` may be ``None``."""
+def _username(user: Any) -> str:
+    try:
+        return str(user.get_username())
+    except Exception:  # noqa: BLE001 - a stateless TokenUser without the claim
+        return f"<{type(user).__name__}>"
+
+
+def _judges(auth_class: type | None, report: Report) -> list[type]:
+    """The classes that judge: ``--auth-class``, else SimpleJWT's in DEFAULT_AUTHENTICATION_CLASSES."""
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+
+    if auth_class is not None:
+        classes = [auth_class]
+    else:
+        try:
+            classes = configured_auth_classes()
+        except Exception as exc:  # noqa: BLE001 - DRF cannot import one of them
+            report.findings.append(
+                {
+                    "id": "auth-classes",
+                    "level": "error",
+                    "message": "REST_FRAMEWORK["
+                    f"'DEFAULT_AUTHENTICATION_CLASSES'] cannot be imported: {describe(exc)[:300]}",
+                    "hint": "Fix the dotted path; the doctor judges with JWTAuthentication.",
+                }
+            )
+            classes = []
+        if not classes:
+            report.findings.append(
+                {
+                    "id": "auth-classes",
+                    "level": "warning",
+                    "message": "no SimpleJWT class in "
+                    "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']: judged with JWTAuthentication",
+                    "hint": "Views that set authentication_classes: pass --auth-class dotted.path.",
+                }
+            )
+            classes = [JWTAuthentication]
+    report.auth_classes = [_dotted(c) for c in classes]
+    return classes
+
+
+def _findings(report: Report, classes: list[type]) -> None:
+    """System-check warnings the operator should see next to the verdict (W020, W040)."""
+    from .conf import jwk_url_problems
+    from .patches.user_lookup import USER_LOOKUP_FIXES
+
+    s = _api_settings()
+    if s.JWK_URL:
+        for problem in jwk_url_problems(s.JWK_URL):
+            report.findings.append(
+                {
+                    "id": f"simplejwt_patches.{problem.id}",
+                    "level": "warning" if problem.id[0] == "W" else "error",
+                    "message": problem.msg,
+                    "hint": problem.hint or "",
+                }
+            )
+    problem_text = user_lookup_problem(s, classes)
+    if problem_text:
+        report.findings.append(
+            {
+                "id": "simplejwt_patches.W040",
+                "level": "warning",
+                "message": problem_text,
+                "hint": USER_LOOKUP_FIXES[0].upper() + USER_LOOKUP_FIXES[1:] + ".",
+            }
+        )
+
+
+def _prime(probe: JWKSProbe, url: str) -> None:
+    """Hand the probe's key set (or its failure) to SimpleJWT's managed client: one JWKS fetch per run."""
+    import sys
+
+    import jwt
+
+    from .clients import adopt
+
+    error: BaseException | None = None
+    if probe.failure is not None and probe.failure.category.reason_code == "jwks_unavailable":
+        error = jwt.PyJWKClientError(f'Fail to fetch data from the url, err: "{probe.failure.detail}"')
+        error.__cause__ = probe.failure
+    elif not probe.ok or probe.payload is None:
+        return
+    backends = [
+        getattr(sys.modules.get(m), "token_backend", None)
+        for m in ("rest_framework_simplejwt.state", "rest_framework_simplejwt.tokens")
+    ]
+    for backend in {id(b): b for b in backends if b is not None}.values():
+        client = getattr(backend, "jwks_client", None)
+        if client is None or str(getattr(client, "uri", "")) != url:
+            continue
+        state = adopt(client)
+        if state is None:
+            continue
+        if error is not None:
+            state.key_source().prime_failure(error)
+        elif probe.payload is not None:
+            state.key_source().prime(probe.payload, probe.cache_lifetime or 300.0, storable=bool(probe.shared))
+
+
+class _Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}"[:600])
+        except Exception:  # noqa: BLE001 - an unformattable record
+            self.lines.append(f"{record.levelname} {record.name}: <unformattable>")
+
+
+@contextmanager
+def captured_logs() -> Iterator[list[str]]:
+    """Keep ``simplejwt_patches`` log records out of the report's stream; WARNING+ are summarised."""
+    logger = logging.getLogger("simplejwt_patches")
+    handler = _Captured()
+    saved = (logger.handlers[:], logger.propagate)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        yield handler.lines
+    finally:
+        logger.handlers[:], logger.propagate = saved
+
+
+def diagnose(token: str | None = None, *, auth_class: type | None = None, all_claims: bool = False) -> Report:
+    """Run every check against the project's real settings; ``token`` may be ``None``.
+
+    ``auth_class`` judges instead of the SimpleJWT classes of ``DEFAULT_AUTHENTICATION_CLASSES``.
+    """
     from .patcher import status as patch_status
 
-    options = get_options()
-    st = patch_status()
-    s = _api_settings()
-    report = Report(
-        versions={
-            "django": _v("Django"),
-            "djangorestframework": _v("djangorestframework"),
-            "djangorestframework-simplejwt": _v("djangorestframework-simplejwt"),
-            "pyjwt": _v("PyJWT"),
-            "simplejwt-patches": __version__,
-        },
-        patches={
-            "applied": st.applied,
-            "patch_set": st.patch_set,
-            "reason": st.patch_set_reason,
-            "fixers": {
-                f.id: f"{f.state}: {f.reason}" + (f" [{f.selected_by}]" if f.selected_by else "") for f in st.fixers
+    with captured_logs() as log:
+        options = get_options()
+        st = patch_status()
+        s = _api_settings()
+        jwk_url = s.JWK_URL if isinstance(s.JWK_URL, str) and s.JWK_URL else None
+        report = Report(
+            versions={
+                "django": _v("Django"),
+                "djangorestframework": _v("djangorestframework"),
+                "djangorestframework-simplejwt": _v("djangorestframework-simplejwt"),
+                "pyjwt": _v("PyJWT"),
+                "simplejwt-patches": __version__,
             },
-        },
-        jwks_options=st.options,
-        jwks=probe_jwks(s.JWK_URL, s.ALGORITHM, options) if s.JWK_URL else None,
-    )
-    if token is None:
-        report.ok = report.jwks is None or report.jwks.ok
-        return report
-    raw = strip_bearer(token)
-    report.checks = _token_checks(raw, report.jwks, report)
-    report.verdict = _verdict(raw)
-    report.ok = bool(report.verdict.get("accepted"))
+            patches={
+                "applied": st.applied,
+                "patch_set": st.patch_set,
+                "reason": st.patch_set_reason,
+                "fixers": {
+                    f.id: f"{f.state}: {f.reason}" + (f" [{f.selected_by}]" if f.selected_by else "") for f in st.fixers
+                },
+            },
+            jwks_options=st.options,
+            jwks=probe_jwks(jwk_url, s.ALGORITHM, options) if jwk_url else None,
+        )
+        classes = _judges(auth_class, report)
+        _findings(report, classes)
+        if token is None:
+            report.ok = report.jwks is None or report.jwks.ok
+        else:
+            raw = strip_bearer(token)
+            if report.jwks is not None and jwk_url:
+                _prime(report.jwks, jwk_url)
+            _token_checks(raw, report.jwks, report, classes, all_claims)
+            report.verdict = _verdict(raw, classes)
+            report.ok = bool(report.verdict.get("accepted"))
+    report.log = [redact(line, strip_bearer(token)) if token else line for line in log]
     return report
 
 
@@ -483,6 +1014,11 @@ def _v(dist: str) -> str | None:
     return str(v) if v else None
 
 
+def _dump(value: Any, limit: int = 2000) -> str:
+    text = json.dumps(_jsonable(value), sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def render_text(report: Report) -> str:
     """Human-readable report with ✓/✗ lines and fixes."""
     out = ["simplejwt_doctor"]
@@ -492,9 +1028,17 @@ def render_text(report: Report) -> str:
     for fid, state in p["fixers"].items():
         out.append(f"  - {fid}: {state}")
     o = report.jwks_options
-    out.append("JWKS client options (SIMPLE_JWT_PATCHES): " + ", ".join(
-        f"{s.key}={o[s.attr]!r}" for s in SCHEMA if s.attr in o
-    ))  # fmt: skip
+    out.append(
+        "JWKS client options (SIMPLE_JWT_PATCHES): "
+        + ", ".join(f"{s.key}={o[s.attr]!r}" for s in SCHEMA if s.attr in o)
+    )
+    if report.auth_classes:
+        out.append("judged by: " + ", ".join(report.auth_classes))
+    for finding in report.findings:
+        mark = "✗" if finding["level"] == "error" else "!"
+        out.append(f"{mark} {finding['id']}: {finding['message']}")
+        if finding.get("hint"):
+            out.append(f"    fix: {finding['hint']}")
     j = report.jwks
     if j is None:
         out.append("JWKS: SIMPLE_JWT['JWK_URL'] is not set")
@@ -504,7 +1048,7 @@ def render_text(report: Report) -> str:
         answer = f"HTTP {j.status}" if j.status is not None else "no response"
         out.append(f"{mark} JWKS {j.url}: {answer}, {ms}, {j.content_type or '-'}, {j.size or 0} bytes")
         if j.keys:
-            out.append("  keys: " + ", ".join(f"{k['kid']} ({k['kty']} {k['alg']}/{k['use']})" for k in j.keys))
+            out.append("  keys: " + _dump([f"{k['kid']} ({k['kty']} {k['alg']}/{k['use']})" for k in j.keys], 1000))
         if j.cache_lifetime is not None:
             out.append(
                 f"  cache policy: Cache-Control {j.cache_control or '(none)'!r} -> cached {j.cache_lifetime:g} s"
@@ -518,8 +1062,9 @@ def render_text(report: Report) -> str:
                 out.append(f"  redirect to: {j.redirect_to}")
             out.append(f"  fix: {_next_step(j)}")
     if report.token is not None:
-        out.append("token header: " + json.dumps(report.token["header"], sort_keys=True))
-        out.append("token claims (unverified): " + json.dumps(report.token["claims"], sort_keys=True, default=str))
+        out.append("token header: " + _dump(report.token["header"]))
+        which = "all" if report.token["claims_shown"] == "all" else "only those checked; --all-claims for all"
+        out.append(f"token claims (unverified, {which}): " + _dump(report.token["claims"]))
     for c in report.checks:
         mark = {True: "✓", False: "✗", None: "·"}[c.ok]
         out.append(f"{mark} {c.name}: {c.detail}")
@@ -527,10 +1072,15 @@ def render_text(report: Report) -> str:
             out.append(f"    fix: {c.fix}")
     if report.verdict is not None:
         v = report.verdict
+        by = f"; judged by {v['auth_class']}" if v.get("auth_class") else ""
         if v["accepted"]:
-            out.append(f"✓ verdict: the API would answer 200 (user {v['user']!r}, token class {v['token_class']})")
+            out.append(f"✓ verdict: the API would answer 200 (user {v['user']!r}, token class {v['token_class']}{by})")
         else:
-            out.append(f"✗ verdict: the API would answer {v['status']}: {v['reason_code']}: {v['reason']}")
-            out.append(f"    body: {json.dumps(v['detail'], default=str)}")
+            judged = f" (judged by {v['auth_class']})" if v.get("auth_class") else ""
+            out.append(f"✗ verdict: the API would answer {v['status']}: {v['reason_code']}: {v['reason']}{judged}")
+            out.append(f"    body: {_dump(v['detail'], 1000)}")
+    if report.log:
+        out.append(f"log during the run (simplejwt_patches, WARNING and above, {len(report.log)}):")
+        out.extend(f"  {line}" for line in report.log[:20])
     out.append("result: " + ("OK" if report.ok else "FAILED"))
     return "\n".join(out)

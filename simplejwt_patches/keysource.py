@@ -5,9 +5,13 @@ One :class:`KeySource` per managed ``PyJWKClient`` replaces PyJWT's lookup (fixe
 
 * **Warm path without locks or network**: a kid in the cached key set is a dict lookup; PyJWT
   2.14+'s global lock (held across network I/O) is never taken.
-* **Refetch bound**: an unknown kid triggers at most one fetch per ``JWKS_REFETCH_COOLDOWN``,
-  counting every attempt (failed ones too); a kid still unknown after a fresh fetch is rejected
-  without network.
+* **Rotation pick-up, bounded**: only *demand* refetches (caused by an unknown kid, or by a cached
+  kid whose signature fails) use the refetch budget of one per ``JWKS_REFETCH_COOLDOWN`` -- per
+  fleet with a shared cache (``cache.add`` on a budget key). Cold, expiry and background refreshes
+  do not, so the first token signed with a freshly rotated key triggers an immediate refetch,
+  while random kids cost at most one fetch per cooldown. A kid still unknown after the demand
+  refetch is rejected without network. A failed attempt of any kind is not retried before the
+  cooldown has passed; a failed demand refetch is in the 401's cause chain.
 * **Stale-while-revalidate / stale-if-error**: once the set expires, requests keep being served
   from it while *one* background thread refreshes; if refreshes fail, the last good set is served
   for up to ``JWKS_STALE_IF_ERROR`` seconds past its expiry (WARNING once per cooldown), then the
@@ -246,6 +250,12 @@ class SharedCache:
             return None
         return entry
 
+    def take_demand_budget(self, url: str, cooldown: float) -> bool | None:
+        """The fleet's demand-refetch budget: ``True`` when this process may refetch now, ``False`` when
+        another one did within ``cooldown``, ``None`` when the cache is down (the local budget applies)."""
+        ok, added = self._op("add", self.key(url) + ":demand", 1, timeout=max(1, math.ceil(cooldown)))
+        return bool(added) if ok else None
+
     def lock(self, url: str, ttl: float) -> bool | None:
         """``True`` when acquired, ``False`` when another process holds it, ``None`` when the cache is down."""
         ok, added = self._op("add", self.key(url) + ":lock", 1, timeout=max(1, math.ceil(ttl)))
@@ -310,7 +320,9 @@ class KeySource:
         self._bg_guard = threading.Lock()
         self._bg_thread: threading.Thread | None = None
         self._generation = 0  # completed attempts
-        self._last_attempt: float | None = None  # monotonic
+        self._last_attempt: float | None = None  # monotonic, any attempt: bounds retries after a failure
+        self._last_demand: float | None = None  # monotonic, last demand refetch: the unknown-kid budget
+        self._demand_lock = threading.Lock()
         self._last_ok = True
         self._last_error: BaseException | None = None
         self._stale_warned: float | None = None
@@ -353,21 +365,129 @@ class KeySource:
                     logger.debug("JWKS cache hit for kid %s (%d signing keys, expires in %.0f s)", kid,
                                  len(keyset.keys), keyset.expires_mono - now)  # fmt: skip
                 return key
-            if self._last_attempt is None or now - self._last_attempt >= options.refetch_cooldown:
-                key = self._refresh_sync(options, (now, wall)).keys.get(kid)
-                if key is not None:
-                    return key
-            raise _unknown_kid(kid)
-        if not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown:
+            refreshed = self._demand_refetch(options, (now, wall), keyset)
+            key = refreshed.keys.get(kid) if refreshed is not None else None
+            if key is not None:
+                return key
+            raise _unknown_kid(kid, None if self._last_ok else self._last_error)
+        if self._retry_blocked(now, options):
             raise self._error_again(now, options)
         key = self._refresh_sync(options, (now, wall)).keys.get(kid)
         if key is None:
             raise _unknown_kid(kid)
         return key
 
+    def refetch_replaced(self, kid: Any, key: Any) -> Any:
+        """A fresh key for ``kid`` when the cached ``key`` failed to verify a signature, else ``None``.
+
+        Uses the demand-refetch budget (at most one per ``JWKS_REFETCH_COOLDOWN``); returns a key only
+        when the refetched set publishes a *different* key under the same kid (a key replaced in place).
+        Never raises: the caller's signature error stands when nothing better is found.
+        """
+        if not isinstance(kid, str):
+            return None
+        options = get_options()
+        now, wall = self._clock()
+        keyset = self._keyset
+        if keyset is None:
+            return None
+        try:
+            refreshed = self._demand_refetch(options, (now, wall), keyset)
+        except Exception:  # noqa: BLE001 - logged by the transport; the signature error stands
+            return None
+        fresh = refreshed.keys.get(kid) if refreshed is not None else None
+        if fresh is None or fresh is key or _same_jwk(fresh, key):
+            return None
+        return fresh
+
+    def prime(self, payload: dict[str, Any], lifetime: float, *, storable: bool = True) -> bool:
+        """Use a key set fetched elsewhere in this process (the doctor's probe) when none is cached.
+
+        Counts as a successful cold fetch (no demand budget used); ``False`` when a set is already
+        cached or ``payload`` has no usable signing key.
+        """
+        if self._keyset is not None:
+            return False
+        now = self._clock()
+        with self._refresh_lock:
+            if self._keyset is not None:
+                return False
+            try:
+                keyset = build_keyset(payload, lifetime, now=now, storable=storable)
+            except Exception:  # noqa: BLE001 - an unusable set is left to the normal fetch
+                return False
+            self._keyset = keyset
+            self._last_attempt, self._last_ok, self._last_error = now[0], True, None
+            self._generation += 1
+        return True
+
+    def prime_failure(self, error: BaseException) -> bool:
+        """Record a failed fetch made elsewhere in this process (the doctor's probe) as this source's
+        last attempt, so the same failure answers without a second request; ``False`` when a set is cached."""
+        if self._keyset is not None:
+            return False
+        now = self._clock()
+        with self._refresh_lock:
+            if self._keyset is not None:
+                return False
+            self._last_attempt, self._last_ok, self._last_error = now[0], False, error
+            self._generation += 1
+        return True
+
+    # -- the demand-refetch budget ------------------------------------------------------------
+
+    def _retry_blocked(self, now: float, options: Options) -> bool:
+        """Whether the last attempt failed less than a cooldown ago (failed fetches are not retried sooner)."""
+        return (
+            not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown
+        )
+
+    def _demand_refetch(self, options: Options, now: tuple[float, float], seen: KeySet) -> KeySet | None:
+        """Refetch for an unknown kid if the budget allows; ``None`` when it does not.
+
+        The budget is one demand refetch per cooldown, per process and -- with a shared cache --
+        per fleet. A set that changed since ``seen`` (another thread or process refreshed) is used
+        without spending the budget.
+        """
+        if self._keyset is not seen and self._keyset is not None and self._last_ok:
+            return self._keyset  # refreshed meanwhile
+        if self._retry_blocked(now[0], options):
+            return None
+        with self._demand_lock:
+            last = self._last_demand
+            if last is not None and now[0] - last < options.refetch_cooldown:
+                return None
+            self._last_demand = now[0]
+        if options.shared_cache:
+            adopted = self._shared_newer(options, now, seen)
+            if adopted is not None:
+                return adopted
+            granted = SharedCache(options.shared_cache).take_demand_budget(self._url(), options.refetch_cooldown)
+            if granted is False:  # another process used the fleet's budget in this window
+                return None
+        return self._refresh_sync(options, now, demand=True)
+
+    def _shared_newer(self, options: Options, now: tuple[float, float], seen: KeySet) -> KeySet | None:
+        """The shared cache's set when another process published one newer than ``seen``."""
+        assert options.shared_cache
+        url = self._url()
+        entry = SharedCache(options.shared_cache).get(url)
+        if entry is None or entry["fetched"] <= seen.fetched_wall or entry["expires"] <= now[1]:
+            return None
+        try:
+            keyset = self._adopt(entry, url, now)
+        except Exception:  # noqa: BLE001 - an unusable entry: fetch instead
+            return None
+        self._keyset = keyset
+        return keyset
+
+    def _url(self) -> str:
+        client = self._client_ref()
+        return str(getattr(client, "uri", ""))
+
     # -- refreshing ---------------------------------------------------------------------------
 
-    def _refresh_sync(self, options: Options, now: tuple[float, float]) -> KeySet:
+    def _refresh_sync(self, options: Options, now: tuple[float, float], *, demand: bool = False) -> KeySet:
         generation = self._generation
         # Single flight: wait for a refresh already in progress, but never longer than JWKS_TIMEOUT
         # (the fetch itself has that deadline; a waiter must not queue behind it indefinitely).
@@ -383,7 +503,7 @@ class KeySource:
                 if self._last_ok and self._keyset is not None:
                     return self._keyset
                 raise self._error_again(now[0], options)
-            return self._attempt(options, now)
+            return self._attempt(options, now, demand=demand)
         finally:
             self._refresh_lock.release()
 
@@ -420,11 +540,11 @@ class KeySource:
 
                 connections.close_all()  # this thread's connections only (a database cache backend)
 
-    def _attempt(self, options: Options, now: tuple[float, float]) -> KeySet:
-        """One refresh (caller holds ``_refresh_lock``); records the outcome for the cooldown."""
+    def _attempt(self, options: Options, now: tuple[float, float], *, demand: bool = False) -> KeySet:
+        """One refresh (caller holds ``_refresh_lock``); records the outcome for the retry bound."""
         started = now[0]
         try:
-            keyset = self._fetch(options, now)
+            keyset = self._fetch(options, now, demand=demand)
         except Exception as exc:
             self._last_attempt, self._last_ok, self._last_error = started, False, exc
             self._generation += 1
@@ -438,17 +558,17 @@ class KeySource:
         self._generation += 1
         return keyset
 
-    def _fetch(self, options: Options, now: tuple[float, float]) -> KeySet:
+    def _fetch(self, options: Options, now: tuple[float, float], *, demand: bool = False) -> KeySet:
         client = self._client_ref()
         if client is None:  # pragma: no cover - the client is alive while it is being used
             raise RuntimeError("the JWKS client was garbage-collected")
         url = str(client.uri)
         previous = self._keyset
         if not options.shared_cache:
-            return self._network(client, options, previous, now)
+            return self._network(client, options, previous, now, demand=demand)
         return SharedCache(options.shared_cache).refresh(
             url,
-            fetch=lambda: self._network(client, options, previous, now),
+            fetch=lambda: self._network(client, options, previous, now, demand=demand),
             adopt=lambda entry: self._adopt(entry, url, now),
             since=previous.fetched_wall if previous else None,
             wall=now[1],
@@ -489,8 +609,13 @@ class KeySource:
         )
         return keyset
 
-    def _network(self, client: Any, options: Options, previous: KeySet | None, now: tuple[float, float]) -> KeySet:
-        conditional = {"etag": previous.etag, "last_modified": previous.last_modified} if previous else {}
+    def _network(
+        self, client: Any, options: Options, previous: KeySet | None, now: tuple[float, float], *, demand: bool = False
+    ) -> KeySet:
+        # A demand refetch looks for a key the cached set lacks (or replaced): never conditional.
+        conditional = {}
+        if previous is not None and not demand:
+            conditional = {"etag": previous.etag, "last_modified": previous.last_modified}
         payload, raw = fetch(client, options, **conditional)
         lifetime, storable = cache_lifetime(raw.cache_control, options)
         if raw.status == 304 and previous is not None:
@@ -545,12 +670,26 @@ def _root(exc: BaseException | None) -> BaseException:
     return root_cause(exc)
 
 
-def _unknown_kid(kid: str) -> BaseException:
+def _unknown_kid(kid: str, last_error: BaseException | None = None) -> BaseException:
+    """The unknown-kid error; chained to the last refresh's failure when it failed (the real cause)."""
     import jwt
 
     error = jwt.PyJWKClientError(f'Unable to find a signing key that matches: "{kid[:100]}"')
+    if last_error is not None:
+        error.__cause__ = last_error
+        return error
     error.__cause__ = JWKSFailure("unknown_kid", "no key in the current key set has this kid")
     return error
+
+
+def _same_jwk(a: Any, b: Any) -> bool:
+    """Whether two PyJWK objects hold the same public key (by their JWK dict when available)."""
+    da, db = getattr(a, "_jwk_data", None), getattr(b, "_jwk_data", None)
+    if isinstance(da, dict) and isinstance(db, dict):
+        return {k: da.get(k) for k in ("kty", "n", "e", "x", "y", "crv", "k")} == {
+            k: db.get(k) for k in ("kty", "n", "e", "x", "y", "crv", "k")
+        }
+    return False
 
 
 def _connection_error(message: str) -> BaseException:

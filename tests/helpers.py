@@ -86,3 +86,18 @@ def with_claims(idp: Any, **raw: str) -> str:
     text = json.dumps({k: v for k, v in base.items() if k not in raw})[:-1]
     extra = ", ".join(f"{json.dumps(k)}: {v}" for k, v in raw.items())
     return craft(idp, claims=text + (", " if extra else "") + extra + "}")
+
+
+def use_simple_jwt(monkeypatch: Any, **overrides: Any) -> None:
+    """Run with other SIMPLE_JWT values everywhere SimpleJWT reads them: its ``authentication`` and
+    ``tokens`` modules bind ``api_settings`` at import, and only ``rest_framework_simplejwt.settings``
+    is rebound by ``override_settings`` (undone by ``monkeypatch``)."""
+    from django.conf import settings
+    from rest_framework_simplejwt import authentication, tokens
+    from rest_framework_simplejwt import settings as sj_settings
+
+    new = sj_settings.APISettings(
+        {**settings.SIMPLE_JWT, **overrides}, sj_settings.DEFAULTS, sj_settings.IMPORT_STRINGS
+    )
+    for module in (authentication, tokens, sj_settings):
+        monkeypatch.setattr(module, "api_settings", new)

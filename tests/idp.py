@@ -198,7 +198,7 @@ class FakeKeycloak:
         self.redirect_to: str | None = None
         self.cache_control: str = "no-cache"  # Cache-Control sent with the JWKS (Keycloak: no-cache)
         self.etags: bool = False  # send ETag with the JWKS and answer If-None-Match with 304
-        self.custom_body: bytes | None = None  # served as the JWKS body instead of the real key set
+        self.jwks_body: bytes | None = None  # serve this body (200, application/json) instead of the JWKS
         self.drip_seconds: float = 0.25
         self._lock = threading.RLock()
         self._mode = Mode.OK
@@ -310,7 +310,7 @@ class FakeKeycloak:
             self._requests.clear()
         self.cache_control = "no-cache"
         self.etags = False
-        self.custom_body = None
+        self.jwks_body = None
         self.drip_seconds = 0.25
 
     # -- keys ------------------------------------------------------------
@@ -530,12 +530,12 @@ class FakeKeycloak:
         elif path.endswith("/certs"):
             if mode is Mode.HANG:
                 self._stop_event.wait(max(0.0, float(self.hang_seconds)))
-            if mode is Mode.MALFORMED:
+            if self.jwks_body is not None and mode in (Mode.OK, Mode.HANG, Mode.WAF, Mode.DRIP):
+                body = self.jwks_body
+            elif mode is Mode.MALFORMED:
                 body = b'{"keys": ['
             elif mode is Mode.EMPTY:
                 body = b'{"keys": []}'
-            elif self.custom_body is not None:
-                body = self.custom_body
             else:
                 body = json.dumps(self.jwks()).encode()
             extra = {"Cache-Control": self.cache_control}

@@ -205,7 +205,8 @@ def test_disabling_a_fixer_another_requires_names_both():
     assert messages
     text = " ".join(m.msg for m in messages)
     assert "backend.verifying-key.jwks-errors" in text and "pyjwt.client.transport" in text
-    with patches(DISABLE=["backend.verifying-key.jwks-errors", "pyjwt.client.transport", "pyjwt.client.key-source"]):
+    dependents = ["pyjwt.client.transport", "pyjwt.client.key-source", "backend.decode.key-replaced"]
+    with patches(DISABLE=["backend.verifying-key.jwks-errors", *dependents]):
         assert "simplejwt_patches.E019" not in ids(check_disable())
 
 

@@ -72,10 +72,16 @@ def test_good_token(alice, idp, fresh_backend):
 
 
 def test_good_token_json(alice, idp, fresh_backend):
-    code, text = doctor("--json", token=idp.mint())
+    code, text = doctor("--json", "--all-claims", token=idp.mint())
     data = json.loads(text)
     assert code == 0 and data["ok"] is True
-    assert data["verdict"] == {"accepted": True, "status": 200, "user": idp.subject, "token_class": "BearerAccessToken"}
+    assert data["verdict"] == {
+        "accepted": True,
+        "status": 200,
+        "user": idp.subject,
+        "token_class": "BearerAccessToken",
+        "auth_class": "rest_framework_simplejwt.authentication.JWTAuthentication",
+    }
     assert data["jwks"]["status"] == 200 and data["jwks"]["matches_algorithm"] is True
     assert {c["name"] for c in data["checks"] if c["ok"] is False} == set()
     assert data["token"]["claims"]["azp"] == "demo-api"

@@ -79,7 +79,7 @@ def _token(idp) -> str:
 def test_any_key_set_response_is_200_or_401(api, idp, fresh_backend, data, cache_control):
     good = [k for k in idp.jwks()["keys"] if k.get("use") == "sig"]
     body = data.draw(key_set_bodies(good_keys=good))
-    idp.custom_body = body
+    idp.jwks_body = body
     idp.cache_control = cache_control
     fresh_backend()  # a new client: a cold fetch of this body
     response = api(_token(idp))

@@ -90,7 +90,7 @@ def test_deadline_failure_is_a_timeout_in_the_cause_chain(api, idp):
 def test_one_hostile_key_next_to_a_good_one_is_dropped(api, idp, extra_key, caplog):
     """Findings 1 and 5: one bad key made every lookup fail (TypeError 500, or PyJWT 2.15's PyJWKSetError)."""
     good = idp.jwks()
-    idp.custom_body = json.dumps({"keys": [extra_key, *good["keys"]]}).encode()
+    idp.jwks_body = json.dumps({"keys": [extra_key, *good["keys"]]}).encode()
     response = api(idp.mint())
     assert response.status_code == 200, response.content
     assert any("is not used" in r.getMessage() for r in caplog.records)
@@ -104,7 +104,7 @@ def test_malformed_key_sets_are_401_not_500(api, idp, body):
     """Finding 3: ``{"keys": 5}``, ``null``, ``true`` or ``NaN`` raised TypeError while building a log line."""
     from simplejwt_patches.failures import JWKSFailure
 
-    idp.custom_body = body
+    idp.jwks_body = body
     response = api(idp.mint())
     assert response.status_code == 401, response.content
     assert find_in_chain(last_exception(), JWKSFailure).kind in ("malformed", "no_usable_key")
@@ -115,8 +115,8 @@ def test_deeply_nested_key_set_is_401_not_500(api, idp):
     from simplejwt_patches.failures import JWKSFailure
 
     depth = 100_000
-    idp.custom_body = b'{"keys": ' + b"[" * depth + b"]" * depth + b"}"
-    assert len(idp.custom_body) < 256 * 1024
+    idp.jwks_body = b'{"keys": ' + b"[" * depth + b"]" * depth + b"}"
+    assert len(idp.jwks_body) < 256 * 1024
     response = api(idp.mint())
     assert response.status_code == 401
     assert find_in_chain(last_exception(), JWKSFailure).kind == "malformed"

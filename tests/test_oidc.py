@@ -155,8 +155,9 @@ def test_token_accepted_with_the_app(op, tmp_path):
 
 
 def test_key_rotation_picked_up_with_the_app(op, tmp_path):
-    # TODO(issue 10): default cooldown once demand refetches are the only ones counted
-    patches = {"JWKS_TIMEOUT": 5, "JWKS_REFETCH_COOLDOWN": 0}
+    # The default JWKS_REFETCH_COOLDOWN (30 s): only demand refetches use it, so the first token with the
+    # rotated kid, right after the cold fetch, triggers an immediate refetch.
+    patches = {"JWKS_TIMEOUT": 5}
     before = op.token()
     served = api(op, tmp_path, [*BASE_APPS, "simplejwt_patches"], patches)
     try:

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from ..clients import adopt
+from ..clients import adopt, state_of
 from ..diagnostics import promote_context
 from ..registry import DIAGNOSTICS, FUNCTIONAL, fixer
 
-__all__ = ["decode", "get_verifying_key", "invalid_message"]
+__all__ = ["decode", "decode_after_key_replaced", "get_verifying_key", "invalid_message"]
 
 
 @lru_cache(maxsize=1)
@@ -94,3 +94,59 @@ def decode(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kw
     except TokenBackendError as exc:
         promote_context(exc)
         raise
+
+
+def _replaced_key(instance: Any, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a bad signature was checked with a cached JWKS key that the IdP has since replaced."""
+    import jwt
+
+    error = exc.__cause__ or exc.__context__
+    if not isinstance(error, jwt.InvalidSignatureError):
+        return False
+    verify = args[1] if len(args) > 1 else kwargs.get("verify", True)
+    client = getattr(instance, "jwks_client", None)
+    state = state_of(client) if client is not None and verify else None
+    source = state.source if state is not None else None
+    keyset = source.keyset if source is not None else None
+    if source is None or keyset is None:
+        return False
+    token = args[0] if args else kwargs.get("token")
+    if not isinstance(token, (str, bytes)):
+        return False
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except Exception:  # noqa: BLE001 - an undecodable header cannot have failed on a signature
+        return False
+    cached = keyset.keys.get(kid) if isinstance(kid, str) else None
+    return cached is not None and source.refetch_replaced(kid, cached) is not None
+
+
+@fixer(
+    "backend.decode.key-replaced",
+    target="rest_framework_simplejwt.backends:TokenBackend.decode",
+    params=("self", "token"),
+    simplejwt=">=4.8.0,<6",  # INCLUDING 4.8.0 (first with JWK_URL), EXCLUDING 6.0
+    kind=FUNCTIONAL,
+    requires=("pyjwt.client.key-source",),  # whose key set and demand-refetch budget it uses
+)
+def decode_after_key_replaced(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Verify once more after refetching the JWKS when a cached kid's signature fails.
+
+    Why: no SimpleJWT release (4.8.0 to 5.5.1) and no PyJWT 2.x refetches when a token's kid *is*
+    cached but its signature does not verify, so an IdP that replaces a key under the same kid
+    (a re-imported or regenerated Keycloak key provider keeps its kid when the key id is set) makes
+    every new token fail until the cache expires. Only on ``InvalidSignatureError`` from a JWKS
+    backend with verification on: the key source's demand-refetch budget allows at most one refetch
+    per ``JWKS_REFETCH_COOLDOWN``, and the token is verified again once, only when the refetched set
+    publishes a *different* key under that kid. Anything else re-raises the original error unchanged.
+    """
+    from rest_framework_simplejwt.exceptions import TokenBackendError
+
+    try:
+        return wrapped(*args, **kwargs)
+    except TokenBackendError as exc:
+        if not _replaced_key(instance, exc, args, kwargs):
+            raise
+    return wrapped(*args, **kwargs)
