@@ -1,8 +1,9 @@
 """One process of the fleet benchmark (bench/run.py): validate tokens until a deadline.
 
 Settings come from tests/project/settings.py through SJP_* environment variables (JWK_URL,
-INSTALLED_APPS, SIMPLE_JWT_PATCHES, Redis cache). Starts at the wall-clock time given in argv so
-all processes hit the cold cache together. Prints one JSON line: validations, failures.
+INSTALLED_APPS, SIMPLE_JWT_PATCHES, Redis cache). Prints ``ready`` once Django is set up, then
+reads the wall-clock start time from stdin, so that all processes hit the cold cache together
+however long each took to start. Prints one JSON line: validations, failures.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ django.setup()
 
 from rest_framework_simplejwt.authentication import JWTAuthentication  # noqa: E402
 
-start_at, duration = float(sys.argv[1]), float(sys.argv[2])
+duration = float(sys.argv[1])
 token = os.environ["SJP_TOKEN"].encode()
 auth = JWTAuthentication()
 if os.environ.get("SJP_VANILLA_LIFESPAN"):
@@ -30,6 +31,8 @@ if os.environ.get("SJP_VANILLA_LIFESPAN"):
         cache = getattr(state.token_backend.jwks_client, "jwk_set_cache", None)
         if cache is not None:
             cache.lifespan = float(os.environ["SJP_VANILLA_LIFESPAN"])
+print("ready", flush=True)
+start_at = float(sys.stdin.readline())
 time.sleep(max(0.0, start_at - time.time()))
 ok = failed = 0
 deadline = start_at + duration
