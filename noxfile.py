@@ -16,9 +16,10 @@ Sessions (``nox -l`` lists them):
   scenario against it (``tests/test_wheel.py``);
 * ``servers`` - tests/project under gunicorn (sync, gthread, +/- --preload) and uvicorn, with a real
   redis-server (``tests/test_servers.py``);
-* ``fuzz-<release>`` - the hypothesis hunt of ``tests/test_fuzz.py`` at full size (10,000 tokens and
-  5,000 key-set responses through DRF's request path and the doctor) on the newest release and on
-  5.2.0 with PyJWT 2.4 (the old pair whose own crashes the shim must contain);
+* ``fuzz-<release>`` - the hypothesis hunt of ``tests/test_fuzz.py`` and ``tests/test_doctor_hypothesis.py``
+  at full size (10,000 tokens and 5,000 key-set responses through DRF's request path, 2,000 tokens
+  and 1,000 key sets through the doctor) on the newest release and on 5.2.0 with PyJWT 2.4 (the old
+  pair whose own crashes the shim must contain);
 * ``oidc`` - a real OpenID Provider (npm ``oidc-provider``, ``tests/oidc/``) behind a WAF rule
   (``tests/test_oidc.py``).
 
@@ -351,7 +352,12 @@ def wheel(session: nox.Session) -> None:
 
 #: Full-size fuzz runs: the newest release, and an old release/PyJWT pair with crashes of its own.
 FUZZ_PINS = (latest_pin().simplejwt, "5.2.0")
-FUZZ_SIZE = {"SJP_FUZZ_TOKENS": "10000", "SJP_FUZZ_KEYSETS": "5000"}
+FUZZ_SIZE = {
+    "SJP_FUZZ_TOKENS": "10000",  # through DRF's request path
+    "SJP_FUZZ_KEYSETS": "5000",
+    "SJP_FUZZ_DOCTOR_TOKENS": "2000",  # through the doctor (each run also fetches the key set)
+    "SJP_FUZZ_DOCTOR_KEYSETS": "1000",
+}
 
 for _fuzz in FUZZ_PINS:
     _fuzz_pin = next(p for p in PINS if p.simplejwt == _fuzz)
@@ -360,7 +366,7 @@ for _fuzz in FUZZ_PINS:
     def _fuzz_session(session: nox.Session, pin: object = _fuzz_pin) -> None:
         """Bounded count and time: 10,000 tokens and 5,000 key sets; 0 HTTP 500s, 0 tracebacks, 0 leaks."""
         install(session, pin.env, pin.simplejwt, *TEST_DEPS)  # type: ignore[attr-defined]
-        run_tests(session, "tests/test_fuzz.py", env=FUZZ_SIZE)
+        run_tests(session, "tests/test_fuzz.py", "tests/test_doctor_hypothesis.py", "-k", "any_", env=FUZZ_SIZE)
 
 
 @nox.session(python=interpreter("3.12"), tags=["servers"])

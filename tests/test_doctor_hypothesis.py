@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import math
+import os
 import sys
 
 import pytest
@@ -26,9 +27,22 @@ from tests.conftest import register_sensitive_token
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+#: Examples per property; the ``fuzz-*`` nox sessions raise them (SJP_FUZZ_DOCTOR_TOKENS/_KEYSETS).
+DOCTOR_TOKENS = int(os.environ.get("SJP_FUZZ_DOCTOR_TOKENS", "120"))
+DOCTOR_KEYSETS = int(os.environ.get("SJP_FUZZ_DOCTOR_KEYSETS", "120"))
+
+
+def fuzz(examples: int) -> settings:
+    """Bounded count, no deadline (each run fetches the key set), no example database on disk."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        database=None,
+    )
+
+
+FUZZ = fuzz(120)
 
 
 def b64(data: bytes) -> str:
@@ -263,7 +277,7 @@ def claims_strategy(base: dict) -> st.SearchStrategy[str]:
     return st.one_of(claims, json_values.map(dumps), deep, st.just(""))
 
 
-@FUZZ
+@fuzz(DOCTOR_TOKENS)
 @given(data=st.data())
 def test_any_token_gives_a_report(alice, idp, fresh_backend, monkeypatch, data):
     import jwt
@@ -300,7 +314,7 @@ def jwk_strategy(real: dict) -> st.SearchStrategy[dict]:
     return st.fixed_dictionaries({}, optional=fields)
 
 
-@FUZZ
+@fuzz(DOCTOR_KEYSETS)
 @given(data=st.data())
 def test_any_key_set_gives_a_report(alice, idp, fresh_backend, data):
     real = idp.jwks()["keys"][-1]
