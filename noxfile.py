@@ -61,6 +61,7 @@ TEST_DEPS = [
     "hypothesis==6.140.2",
     "redis==5.2.1",
     "trove-classifiers==2026.9.21.13",
+    "nox==2026.10.20",  # tests/test_noxfile.py loads noxfile.py itself
 ]
 #: Application servers for the ``servers`` and ``oidc`` sessions.
 SERVER_DEPS = ["gunicorn==27.0.1", "uvicorn==0.54.0"]
