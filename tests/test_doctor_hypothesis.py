@@ -54,13 +54,19 @@ def dumps(value: object) -> str:
     return json.dumps(value, allow_nan=True, ensure_ascii=False)
 
 
+_KEYS: dict[bytes, object] = {}  # loading a PEM key is slow; a fuzz run signs thousands of tokens
+
+
 def craft(idp, header_json: str, claims_json: str, how: str = "signed") -> str:
     """A JWT from raw JSON texts; ``signed`` with the IdP's real RS256 key, ``unsigned`` or ``garbage``."""
     signing_input = (
         f"{b64(header_json.encode('utf-8', 'surrogatepass'))}.{b64(claims_json.encode('utf-8', 'surrogatepass'))}"
     )
     if how == "signed":
-        key = serialization.load_pem_private_key(idp.signing_key_pem(), password=None)
+        pem = idp.signing_key_pem()
+        key = _KEYS.get(pem)
+        if key is None:
+            key = _KEYS[pem] = serialization.load_pem_private_key(pem, password=None)
         signature = b64(key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()))
     elif how == "unsigned":
         signature = ""
@@ -277,12 +283,23 @@ def claims_strategy(base: dict) -> st.SearchStrategy[str]:
     return st.one_of(claims, json_values.map(dumps), deep, st.just(""))
 
 
+_BASE: dict[str, dict[str, object]] = {}
+
+
+def _base_claims(idp) -> dict[str, object]:
+    """The IdP's usual claims, minted once per signing key (an RSA signature per example is slow)."""
+    import jwt
+
+    if idp.active_kid not in _BASE:
+        _BASE.clear()
+        _BASE[idp.active_kid] = jwt.decode(idp.mint(expires_in=3600), options={"verify_signature": False})
+    return _BASE[idp.active_kid]
+
+
 @fuzz(DOCTOR_TOKENS)
 @given(data=st.data())
 def test_any_token_gives_a_report(alice, idp, fresh_backend, monkeypatch, data):
-    import jwt
-
-    base = jwt.decode(idp.mint(), options={"verify_signature": False})
+    base = _base_claims(idp)
     header = data.draw(header_strategy(idp.active_kid), label="header")
     claims = data.draw(claims_strategy(base), label="claims")
     how = data.draw(st.sampled_from(["signed", "unsigned", "garbage"]), label="signature")
