@@ -145,6 +145,11 @@ def fingerprint(raw: str | bytes | None) -> dict[str, Any]:
 
 
 def _short(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > 200:
-        return value[:200] + "..."
-    return value
+    """A claim or header value as a log line may show it: bounded, whatever the token carries."""
+    if isinstance(value, str):
+        return value[:200] + "..." if len(value) > 200 else value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value if not isinstance(value, int) or abs(value) < 10**30 else f"<int of {len(str(value))} digits>"
+    if isinstance(value, list) and len(value) <= 5 and all(isinstance(v, str) and len(v) <= 100 for v in value):
+        return value  # e.g. an aud list
+    return f"<{type(value).__name__}>"

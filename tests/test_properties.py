@@ -50,3 +50,22 @@ def test_fingerprint_never_raises_and_never_echoes_the_input(raw):
     assert len(info["sha256"]) == 12
     if len(raw) >= 32:
         assert raw not in repr(info)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    value=st.recursive(
+        st.integers() | st.text(max_size=300) | st.floats(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(max_size=5), c),
+        max_leaves=30,
+    )
+)
+def test_fingerprint_values_stay_small_whatever_the_token_carries(value):
+    import base64
+    import json
+
+    def seg(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    info = fingerprint(f"{seg({'kid': value, 'alg': value})}.{seg({'iss': value, 'aud': value})}.sig")
+    assert len(repr(info)) < 2_000
