@@ -140,7 +140,7 @@ def get_validated_token(
                 "token rejected: tried %s; root cause %s: %s; token %s",
                 _tried(exc),
                 root.__class__.__name__,
-                redact((str(root) or describe(root))[:300], raw),
+                redact(str(root) or describe(root), raw)[:300],
                 fingerprint(raw),
             )
         raise
