@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..diagnostics import describe
+from ..diagnostics import describe, redact
 from ..registry import FUNCTIONAL, fixer
 from .token_backend import invalid_message
 
@@ -69,5 +69,7 @@ def hostile_input(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, .
             raise
         from rest_framework_simplejwt.exceptions import TokenError
 
-        logger.debug("hostile token rejected: %s raised while decoding or checking it", describe(exc)[:200])
+        token = args[0] if args else kwargs.get("token")
+        shown = redact(describe(exc), token if isinstance(token, (str, bytes)) else None)[:200]
+        logger.debug("hostile token rejected: %s raised while decoding or checking it", shown)
         raise TokenError(invalid_message()) from exc
