@@ -62,6 +62,7 @@ TEST_DEPS = [
     "redis==5.2.1",
     "trove-classifiers==2026.9.21.13",
     "nox==2026.10.20",  # tests/test_noxfile.py loads noxfile.py itself
+    "pytest-xdist==3.8.0",  # both cores: a cell's suite in two worker processes
 ]
 #: Application servers for the ``servers`` and ``oidc`` sessions.
 SERVER_DEPS = ["gunicorn==27.0.1", "uvicorn==0.54.0"]
@@ -109,7 +110,9 @@ def run_tests(session: nox.Session, *args: str, env: dict[str, str] | None = Non
     """Our suite (or the given modules) with a JUnit XML for ``.ci/summary.py``."""
     junit = ROOT / ".nox" / f"junit-{session.name}.xml"
     if not args:
-        args = tuple(f"--ignore={module}" for module in OWN_SESSION_TESTS)
+        # Our whole suite: one worker process per core, each module kept on one worker (its
+        # module-scoped servers are started once); every worker has its own IdP and Django.
+        args = ("-n", "2", "--dist", "loadfile", *(f"--ignore={module}" for module in OWN_SESSION_TESTS))
     session.run(
         "python", "-m", "pytest", "-q", f"--junitxml={junit}", *args, *session.posargs,
         env={"PYTHONPATH": str(ROOT), **(env or {})},
@@ -367,7 +370,9 @@ for _fuzz in FUZZ_PINS:
     def _fuzz_session(session: nox.Session, pin: object = _fuzz_pin) -> None:
         """Bounded count and time: 10,000 tokens and 5,000 key sets; 0 HTTP 500s, 0 tracebacks, 0 leaks."""
         install(session, pin.env, pin.simplejwt, *TEST_DEPS)  # type: ignore[attr-defined]
-        run_tests(session, "tests/test_fuzz.py", "tests/test_doctor_hypothesis.py", "-k", "any_", env=FUZZ_SIZE)
+        run_tests(
+            session, "-n", "2", "tests/test_fuzz.py", "tests/test_doctor_hypothesis.py", "-k", "any_", env=FUZZ_SIZE
+        )
 
 
 @nox.session(python=interpreter("3.12"), tags=["servers"])

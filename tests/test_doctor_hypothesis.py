@@ -28,8 +28,8 @@ from tests.conftest import register_sensitive_token
 pytestmark = pytest.mark.django_db
 
 #: Examples per property; the ``fuzz-*`` nox sessions raise them (SJP_FUZZ_DOCTOR_TOKENS/_KEYSETS).
-DOCTOR_TOKENS = int(os.environ.get("SJP_FUZZ_DOCTOR_TOKENS", "120"))
-DOCTOR_KEYSETS = int(os.environ.get("SJP_FUZZ_DOCTOR_KEYSETS", "120"))
+DOCTOR_TOKENS = int(os.environ.get("SJP_FUZZ_DOCTOR_TOKENS", "50"))
+DOCTOR_KEYSETS = int(os.environ.get("SJP_FUZZ_DOCTOR_KEYSETS", "50"))
 
 
 def fuzz(examples: int) -> settings:
@@ -40,9 +40,6 @@ def fuzz(examples: int) -> settings:
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         database=None,
     )
-
-
-FUZZ = fuzz(120)
 
 
 def b64(data: bytes) -> str:
@@ -314,7 +311,7 @@ def test_any_token_gives_a_report(alice, idp, fresh_backend, monkeypatch, data):
     assert_report(code, text, token, as_json)
 
 
-@FUZZ
+@fuzz(DOCTOR_TOKENS)
 @given(garbage=st.one_of(st.text(min_size=1, max_size=200), st.lists(st.text(max_size=30), max_size=5).map(".".join)))
 def test_any_garbage_gives_a_report(alice, idp, fresh_backend, garbage):
     if not garbage.strip() or garbage.lstrip().startswith("-"):
