@@ -74,11 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     SENSITIVE.add(SECRET_HEADER_VALUE)
     logging.getLogger().addHandler(DETECTOR)
     conf = scenario_settings(SESSION_IDP.jwks_url, SESSION_IDP.issuer)
-    conf["LOGGING"] = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "loggers": {"simplejwt_patches": {"level": "DEBUG"}},
-    }
+    conf["LOGGING"]["loggers"]["simplejwt_patches"] = {"level": "DEBUG"}
     conf["SIMPLE_JWT_PATCHES"] = {"JWKS_TIMEOUT": 2}
     settings.configure(**conf)
     django.setup()

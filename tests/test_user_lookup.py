@@ -16,7 +16,7 @@ from simplejwt_patches.checks import check_user_lookup
 from simplejwt_patches.patches import user_lookup
 from simplejwt_patches.patches.user_lookup import UserLookupError
 from tests.conftest import last_exception
-from tests.helpers import SIMPLEJWT, find_in_chain, use_simple_jwt
+from tests.helpers import PYJWT, SIMPLEJWT, craft, find_in_chain, use_simple_jwt
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("auth.get-user.lookup-error")]
 
@@ -90,6 +90,26 @@ def test_a_huge_integer_sub_is_a_401_too(api, idp, monkeypatch):
     use_simple_jwt(monkeypatch, USER_ID_FIELD="id")
     response = api(idp.mint({"sub": 10**30}))
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("field", ["id", "username"])
+def test_a_deeply_nested_sub_is_a_401_not_a_recursion_error(api, idp, monkeypatch, field):
+    """Found by the fuzz session on 5.2.0: the ORM recursed through a 600-deep ``sub`` until RecursionError."""
+    import json
+
+    import jwt
+
+    use_simple_jwt(monkeypatch, USER_ID_FIELD=field)
+    claims = jwt.decode(idp.mint(expires_in=3600), options={"verify_signature": False})
+    claims["sub"] = "@"
+    claims_text = json.dumps(claims).replace('"@"', "[" * 600 + "]" * 600)
+    response = api(craft(idp, claims=claims_text))
+    assert response.status_code == 401, response.content[:200]
+    if PYJWT >= Version("2.10"):  # PyJWT checks that ``sub`` is a string before anything looks it up
+        assert response.json()["code"] == "token_not_valid"
+        return
+    assert response.json()["code"] == "user_not_found"
+    assert isinstance(find_in_chain(last_exception(), RecursionError), RecursionError)
 
 
 def classes(*paths: str) -> override_settings:

@@ -41,7 +41,7 @@ def _lookup_errors() -> tuple[type[BaseException], ...]:
     if _LOOKUP_ERRORS is None:
         from django.core.exceptions import ValidationError
 
-        _LOOKUP_ERRORS = (ValueError, TypeError, OverflowError, ValidationError)
+        _LOOKUP_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, ValidationError)
     return _LOOKUP_ERRORS
 
 
@@ -136,7 +136,11 @@ def get_user(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], 
     ``user_model.objects.get(**{USER_ID_FIELD: user_id})``. With Keycloak's ``sub`` (a UUID) and the
     default ``USER_ID_FIELD = "id"`` (an integer primary key) the ORM raises ``ValueError`` (or
     ``ValidationError``/``TypeError``/``OverflowError`` for other types and databases), so *every*
-    valid token ends in HTTP 500. Those errors, when raised by that lookup only, become the same
+    valid token ends in HTTP 500. A ``sub`` nested a few hundred lists deep (a validly signed token
+    whose claims a user can shape) makes Django's ``Query.resolve_lookup_value`` recurse until
+    ``RecursionError``: a 500 on every release with PyJWT < 2.10, which does not require ``sub`` to
+    be a string (found by the ``fuzz-5.2.0`` session). Those errors, when raised by that lookup
+    only, become the same
     ``AuthenticationFailed("User not found", code="user_not_found")`` a missing user gets, chained
     (via :class:`UserLookupError`) to the original, with a WARNING naming ``USER_ID_CLAIM`` and
     ``USER_ID_FIELD`` (never the id itself) and ``token_rejected(reason_code="user_lookup")``.

@@ -17,6 +17,12 @@ BASE_APPS = [
 ]
 
 
+#: Django's ``mail_admins`` handler renders every 500 with ``pprint`` of each frame's locals, which
+#: takes minutes for a token nested thousands of levels deep: a fuzz run that finds a 500 would
+#: hang instead of failing. The ``django`` logger still propagates to the root (the leak detector).
+DJANGO_LOGGER: dict[str, Any] = {"handlers": [], "level": "INFO"}
+
+
 def scenario_settings(jwk_url: str, issuer: str | None, *, apps: list[str] | None = None) -> dict[str, Any]:
     """Django settings of a project that validates Keycloak access tokens with SimpleJWT."""
     return {
@@ -46,6 +52,7 @@ def scenario_settings(jwk_url: str, issuer: str | None, *, apps: list[str] | Non
             "TOKEN_TYPE_CLAIM": "typ",
             "AUTH_TOKEN_CLASSES": ("simplejwt_patches.tokens.BearerAccessToken",),
         },
+        "LOGGING": {"version": 1, "disable_existing_loggers": False, "loggers": {"django": dict(DJANGO_LOGGER)}},
     }
 
 
@@ -74,7 +81,10 @@ if "SJP_JWK_URL" in os.environ:  # subprocess projects (tests/test_enablement.py
             "disable_existing_loggers": False,
             "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
             "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "loggers": {"simplejwt_patches": {"handlers": ["stderr"], "level": os.environ["SJP_LOG"]}},
+            "loggers": {
+                "simplejwt_patches": {"handlers": ["stderr"], "level": os.environ["SJP_LOG"]},
+                "django": dict(DJANGO_LOGGER),
+            },
         }
     if os.environ.get("SJP_REDIS"):
         CACHES = {
