@@ -22,6 +22,7 @@ __all__ = [
     "fingerprint",
     "promote_context",
     "redact",
+    "redact_json",
     "root_cause",
     "safe_url",
     "segment_json",
@@ -109,6 +110,28 @@ def redact(text: str, raw_token: str | bytes | None) -> str:
         if segment:
             text = text.replace(segment, REDACTED)
     return text
+
+
+def redact_json(value: Any, raw_token: str | bytes | None, *, keys: bool = False, depth: int = 0) -> Any:
+    """JSON data with :func:`redact` applied to every string value (and to keys when ``keys``).
+
+    Redacting the serialised text instead could cut through the structure itself (a token segment
+    such as ``", "ok": `` would make the output invalid JSON); fixed keys stay intact unless asked.
+    """
+    if depth > 64:  # bounded: the doctor's report is at most ~25 levels deep
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value, raw_token)
+    if isinstance(value, list):
+        return [redact_json(v, raw_token, keys=keys, depth=depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {
+            (redact(k, raw_token) if keys and isinstance(k, str) else k): redact_json(
+                v, raw_token, keys=keys, depth=depth + 1
+            )
+            for k, v in value.items()
+        }
+    return value
 
 
 def segment_json(segment: str) -> Any:

@@ -90,26 +90,50 @@ def run(*args: str, token: str | None = None, stdin: str | None = None, monkeypa
     return code, text
 
 
+def _said(value: object, keys: bool, depth: int = 0) -> list[str]:
+    """Every string the report says: values, and keys where the token supplied them."""
+    assert depth < 100
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for v in value for t in _said(v, keys, depth + 1)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in ([k] if keys else []) + _said(v, keys, depth + 1)]
+    return []
+
+
 def assert_report(code: int, text: str, token: str, as_json: bool) -> None:
+    """The output's structure holds whatever the token; the token is never said (fixed labels aside)."""
     raw = token.strip()
-    if len(raw) < 8:  # a token this short is redacted wherever it occurs (even in ':' or 'result')
-        return
-    if len(raw) >= 12:
-        assert raw not in text
-        signature = raw.split(".")[-1]
-        if len(signature) >= 16:
-            assert signature not in text
     if as_json:
         data = json.loads(text)  # strict JSON below: no NaN/Infinity literals
         json.dumps(data, allow_nan=False)
         assert data["ok"] is (code == 0)
         assert all(c["ok"] in (True, False, None) for c in data["checks"])
+        said = "\n".join(t for k, v in data.items() for t in _said(v, keys=k == "token"))
     else:
-        assert text.rstrip().endswith("result: OK" if code == 0 else "result: FAILED")
-        assert any(line.startswith(("✓", "✗")) for line in text.splitlines())
+        lines = text.rstrip().splitlines()
+        assert lines[-1] == ("result: OK" if code == 0 else "result: FAILED")
+        if len(raw) >= 8:  # a shorter token is redacted wherever it occurs (even in a ✓)
+            assert any(line.startswith(("✓", "✗")) for line in lines)
+        said = "\n".join(lines[:-1])
+    if len(raw) >= 12:
+        assert raw not in said
+        signature = raw.split(".")[-1]
+        if len(signature) >= 16:
+            assert signature not in said
 
 
 # -- fixed regressions from issue 8 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("garbage", ["result: .", 'x.", "ok": .y', "simplejwt_doctor", '{"ok": false}.checks"'])
+def test_redaction_never_cuts_through_the_reports_structure(alice, idp, fresh_backend, garbage, as_json):
+    """Found by fuzz-5.5.1: the token ``result: .`` was redacted out of the last line (``[redacted]FAILED``)."""
+    code, text = run(*(["--json"] if as_json else []), token=garbage)
+    assert code == 1
+    assert_report(code, text, garbage, as_json)
 
 
 @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])

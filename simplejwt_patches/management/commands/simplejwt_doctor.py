@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from simplejwt_patches.diagnostics import describe, redact
-from simplejwt_patches.doctor import diagnose, render_text, strip_bearer
+from simplejwt_patches.diagnostics import describe, redact, redact_json
+from simplejwt_patches.doctor import Report, diagnose, render_text, strip_bearer
 
 #: A JWT is a few KiB; anything much larger is not a token (and must not be read into memory whole).
 MAX_TOKEN_BYTES = 64 * 1024
@@ -29,6 +29,26 @@ def _decode_token(data: bytes, source: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CommandError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _redacted_output(report: Report, raw: str | None, *, as_json: bool) -> str:
+    """The report as printed, with the token and its segments redacted from everything it says.
+
+    The structure is never redacted: the last line stays ``result: OK|FAILED`` and ``--json`` stays
+    valid JSON with its keys, whatever the token text (a garbage token ``result: .`` used to turn
+    the last line into ``[redacted]FAILED``). Only the keys the token itself supplied (its header
+    and claims) are redacted like values.
+    """
+    if as_json:
+        data = json.loads(json.dumps(report.as_dict(), default=str, ensure_ascii=False, allow_nan=False))
+        if raw:
+            data = {k: redact_json(v, raw, keys=k == "token") for k, v in data.items()}
+        return json.dumps(data, ensure_ascii=False, allow_nan=False)
+    text = render_text(report)
+    if not raw:
+        return text
+    body, newline, result = text.rpartition("\n")  # render_text ends with the fixed result line
+    return redact(body, raw) + newline + result
 
 
 def _auth_class(path: str) -> type:
@@ -93,17 +113,13 @@ class Command(BaseCommand):
         if token is not None and not token.strip():
             raise CommandError("the token is empty")
         auth_class = _auth_class(options["auth_class"]) if options.get("auth_class") else None
+        raw = strip_bearer(token) if token else None
         try:
             report = diagnose(token, auth_class=auth_class, all_claims=bool(options.get("all_claims")))
-            if options["json"]:
-                text = json.dumps(report.as_dict(), default=str, ensure_ascii=False, allow_nan=False)
-            else:
-                text = render_text(report)
+            text = _redacted_output(report, raw, as_json=bool(options["json"]))  # never print the token
         except Exception as exc:  # noqa: BLE001 - a doctor never answers with a traceback
             message = f"the doctor failed: {describe(exc)[:300]}"
-            raise CommandError(redact(message, strip_bearer(token)) if token else message) from None
-        if token:
-            text = redact(text, strip_bearer(token))  # never print the token
+            raise CommandError(redact(message, raw) if raw else message) from None
         self.stdout.write(text)
         if not report.ok:
             sys.exit(1)
