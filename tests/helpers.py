@@ -16,6 +16,25 @@ PYJWT = pyjwt_caps().version or Version("0")
 INVALID_MESSAGE = "Token is invalid" if SIMPLEJWT >= Version("5.5.0") else "Token is invalid or expired"
 
 
+def doctor(*args: str, token: str | None = None) -> tuple[int, str]:
+    """``manage.py simplejwt_doctor`` in-process: (exit code, output); asserts the token never appears."""
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    argv = list(args) + (["--token", token] if token else [])
+    try:
+        call_command("simplejwt_doctor", *argv, stdout=out)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    text = out.getvalue()
+    if token:
+        assert token not in text and token.split(".")[2] not in text
+    return code, text
+
+
 def chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and its causes, outermost first."""
     return list(causes(exc))

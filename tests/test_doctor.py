@@ -18,25 +18,11 @@ from django.test import override_settings
 
 from simplejwt_patches.checks import check_jwks_live
 from tests.conftest import register_sensitive_token
+from tests.helpers import doctor
 from tests.idp import Mode, closed_port_url, generate_rsa_key
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).parent.parent
-
-
-def doctor(*args: str, token: str | None = None) -> tuple[int, str]:
-    """Run the command in-process; returns (exit code, output) and asserts the token never appears."""
-    out = io.StringIO()
-    argv = list(args) + (["--token", token] if token else [])
-    try:
-        call_command("simplejwt_doctor", *argv, stdout=out)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    text = out.getvalue()
-    if token:
-        assert token not in text and token.split(".")[2] not in text
-    return code, text
 
 
 def sj(**overrides: object) -> override_settings:

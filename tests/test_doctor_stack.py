@@ -33,7 +33,7 @@ from django.test import override_settings  # noqa: E402
 from packaging.version import Version  # noqa: E402
 
 import tests.project.views  # noqa: E402, F401 - binds WhoAmI's classes to the defaults before any override below
-from tests.helpers import SIMPLEJWT, use_simple_jwt  # noqa: E402
+from tests.helpers import SIMPLEJWT, doctor, use_simple_jwt  # noqa: E402
 from tests.idp import Mode, closed_port_url  # noqa: E402
 
 pytestmark = pytest.mark.django_db
@@ -43,20 +43,6 @@ STATELESS = "rest_framework_simplejwt.authentication." + (
 )
 STATEFUL = "rest_framework_simplejwt.authentication.JWTAuthentication"
 CUSTOM = "tests.test_doctor_stack.CreatingJWTAuthentication"
-
-
-def doctor(*args: str, token: str | None = None) -> tuple[int, str]:
-    out = io.StringIO()
-    argv = list(args) + (["--token", token] if token else [])
-    try:
-        call_command("simplejwt_doctor", *argv, stdout=out)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    text = out.getvalue()
-    if token:
-        assert token not in text and token.split(".")[2] not in text
-    return code, text
 
 
 def auth_classes(*paths: str) -> override_settings:
