@@ -21,11 +21,28 @@ SIMPLEJWT_DIST = "djangorestframework-simplejwt"
 PYJWT_DIST = "PyJWT"
 
 
+def _metadata_version(dist: metadata.Distribution) -> str | None:
+    """The ``Version`` header of ``dist``'s core metadata, read without parsing the whole file.
+
+    ``Distribution.version`` runs the long description through :mod:`email`'s parser, about half a
+    millisecond per distribution; ``apply()`` reads three at startup (``make bench``, < 5 ms).
+    Headers end at the first blank line; anything unusual falls back to ``dist.version``.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    for line in (text or "").splitlines():
+        if not line:
+            break
+        if line.startswith("Version:"):
+            return line[len("Version:") :].strip()
+    return None
+
+
 def distribution_version(name: str) -> Version | None:
     """The installed version of distribution ``name`` or ``None`` when absent or unparsable."""
     try:
-        return Version(metadata.version(name))
-    except (metadata.PackageNotFoundError, InvalidVersion):
+        dist = metadata.distribution(name)
+        return Version(_metadata_version(dist) or dist.version)
+    except (metadata.PackageNotFoundError, InvalidVersion, TypeError):
         return None
 
 

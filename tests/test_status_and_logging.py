@@ -113,3 +113,19 @@ def test_user_supplied_header_values_are_masked_unless_harmless(api, idp, caplog
     assert secret not in out.getvalue() and "X-Api-Key" in out.getvalue()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all(secret not in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "name", ["djangorestframework-simplejwt", "PyJWT", "Django", "djangorestframework", "wrapt", "packaging"]
+)
+def test_distribution_version_reads_what_importlib_metadata_reads(name):
+    """The header-only read (startup budget) agrees with ``importlib.metadata.version``."""
+    from importlib import metadata
+
+    from packaging.version import Version
+
+    assert distribution_version(name) == Version(metadata.version(name))
+
+
+def test_distribution_version_of_a_missing_distribution_is_none():
+    assert distribution_version("no-such-distribution-sjp") is None
