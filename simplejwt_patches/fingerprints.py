@@ -31,15 +31,20 @@ from collections.abc import Iterable
 from types import CodeType
 from typing import Any
 
+from .proven import SOURCE_TEXTS
+
 __all__ = [
     "SIMPLEJWT_PACKAGE",
     "SourceUnavailable",
+    "block_lines",
     "clear_cache",
+    "definition_start",
     "find_definition",
     "fingerprint_installed",
     "fingerprint_node",
     "fingerprint_source",
     "simplejwt_qualnames",
+    "text_hash",
 ]
 
 #: Only SimpleJWT's own code is fingerprinted; PyJWT targets stay gated on capabilities.
@@ -155,19 +160,13 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
-def _fast(func: Any, code: CodeType | None) -> str | None:
-    """Fingerprint from the lines under ``co_firstlineno`` up to the first dedent, or ``None``.
+def block_lines(lines: list[str], start: int) -> list[str]:
+    """The lines of the definition starting at index ``start``: up to the first dedent.
 
     ``inspect.getsource`` tokenizes to find the end of the block, about as slow as the parse
-    itself; the indentation rule is exact for ordinary methods, and anything it gets wrong fails
-    to parse as one definition (``SyntaxError``/``ValueError``), which falls back to inspect.
+    itself; the indentation rule is exact for ordinary methods (comment lines do not end a block).
+    The pin tool cuts a release's source with this same rule, so both sides hash the same text.
     """
-    if code is None:
-        return None
-    lines = linecache.getlines(code.co_filename, getattr(func, "__globals__", None))
-    if not lines:
-        return None
-    start = code.co_firstlineno - 1
     first = lines[start]
     indent = len(first) - len(first.lstrip())
     end = start + 1
@@ -177,7 +176,38 @@ def _fast(func: Any, code: CodeType | None) -> str | None:
         if stripped and not stripped.startswith("#") and len(line) - len(stripped) <= indent:
             break
         end += 1
-    return fingerprint_source("".join(lines[start:end]))
+    return lines[start:end]
+
+
+def definition_start(node: ast.AST) -> int:
+    """Index of the first line of a parsed definition, decorators included (``co_firstlineno - 1``)."""
+    decorators: list[ast.expr] = getattr(node, "decorator_list", [])
+    lineno: int = getattr(node, "lineno", 1)
+    return min([lineno, *(d.lineno for d in decorators)]) - 1
+
+
+def text_hash(text: str) -> str:
+    """sha256 (16 hex digits) of a definition's exact source text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _fast(func: Any, code: CodeType | None) -> str | None:
+    """Fingerprint from the source lines under ``co_firstlineno``, or ``None`` without them.
+
+    Text byte-identical to a pinned release's (the common case: an unmodified install) is looked
+    up in the generated :data:`~simplejwt_patches.proven.SOURCE_TEXTS` instead of being parsed:
+    the first ``apply()`` in a process stays well under its 5 ms budget. Anything else is parsed
+    and normalised; a block the indentation rule gets wrong fails to parse as one definition
+    (``SyntaxError``/``ValueError``), which falls back to inspect.
+    """
+    if code is None:
+        return None
+    lines = linecache.getlines(code.co_filename, getattr(func, "__globals__", None))
+    if not lines:
+        return None
+    text = "".join(block_lines(lines, code.co_firstlineno - 1))
+    known = SOURCE_TEXTS.get(text_hash(text))
+    return known if known is not None else fingerprint_source(text)
 
 
 def clear_cache() -> None:

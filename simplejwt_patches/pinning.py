@@ -22,14 +22,30 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tokenize
 from pathlib import Path
 
 from .catalog import REGISTRY
-from .fingerprints import find_definition, fingerprint_node, simplejwt_qualnames
+from .fingerprints import (
+    block_lines,
+    definition_start,
+    find_definition,
+    fingerprint_node,
+    simplejwt_qualnames,
+    text_hash,
+)
 from .pins import PINS, latest_pin
-from .proven import PROVEN
+from .proven import PROVEN, SOURCE_TEXTS
 
-__all__ = ["main", "pip_command", "render", "sdist_fingerprints", "source_fingerprints", "targets"]
+__all__ = [
+    "main",
+    "pip_command",
+    "release_fingerprints",
+    "render",
+    "sdist_fingerprints",
+    "source_fingerprints",
+    "targets",
+]
 
 PROVEN_FILE = Path(__file__).with_name("proven.py")
 HEADER = '''"""Proven fingerprints of the SimpleJWT callables the fixers wrap, per pinned release.
@@ -41,7 +57,7 @@ its entry and that the releases here are exactly the pinned ones.
 
 from __future__ import annotations
 
-__all__ = ["PROVEN"]
+__all__ = ["PROVEN", "SOURCE_TEXTS"]
 
 #: release -> {"Owner.attribute": fingerprint}; a callable missing from a release is absent.
 PROVEN: dict[str, dict[str, str]] = {
@@ -59,17 +75,39 @@ def targets() -> dict[str, str]:
     return out
 
 
-def source_fingerprints(root: Path) -> dict[str, str]:
-    """Fingerprints of :func:`targets` in a source tree holding ``rest_framework_simplejwt/``."""
-    result: dict[str, str] = {}
+def _read_lines(path: Path) -> list[str]:
+    """A module's lines exactly as :mod:`linecache` gives them to the runtime (encoding, newlines)."""
+    with tokenize.open(path) as f:
+        lines = f.readlines()
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return lines
+
+
+def release_fingerprints(root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """``({"Owner.attr": fingerprint}, {text hash: fingerprint})`` of :func:`targets` under ``root``.
+
+    The second map lets the runtime recognise an unmodified install by the hash of each target's
+    exact source text (cut by the same :func:`~simplejwt_patches.fingerprints.block_lines` rule)
+    without parsing it.
+    """
+    fps: dict[str, str] = {}
+    texts: dict[str, str] = {}
     for qualname, module in targets().items():
         path = root.joinpath(*module.split(".")).with_suffix(".py")
         if not path.is_file():
             continue
-        node = find_definition(path.read_text(encoding="utf-8"), qualname)
+        lines = _read_lines(path)
+        node = find_definition("".join(lines), qualname)
         if node is not None:
-            result[qualname] = fingerprint_node(node)
-    return result
+            fps[qualname] = fingerprint_node(node)
+            texts[text_hash("".join(block_lines(lines, definition_start(node))))] = fps[qualname]
+    return fps, texts
+
+
+def source_fingerprints(root: Path) -> dict[str, str]:
+    """Fingerprints of :func:`targets` in a source tree holding ``rest_framework_simplejwt/``."""
+    return release_fingerprints(root)[0]
 
 
 def pip_command() -> list[str]:
@@ -82,7 +120,7 @@ def pip_command() -> list[str]:
     return [found]
 
 
-def sdist_fingerprints(version: str) -> dict[str, str]:
+def sdist_fingerprints(version: str) -> tuple[dict[str, str], dict[str, str]]:
     """Download the ``version`` sdist into a temporary directory and fingerprint it there."""
     with tempfile.TemporaryDirectory(prefix="sjp-pin-") as tmp:
         subprocess.run(
@@ -95,11 +133,11 @@ def sdist_fingerprints(version: str) -> dict[str, str]:
             members = [m for m in tar.getmembers() if m.name.endswith(".py") and "/rest_framework_simplejwt/" in m.name]
             tar.extractall(tmp, members=members)
         (root,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
-        return source_fingerprints(root)
+        return release_fingerprints(root)
 
 
-def render(proven: dict[str, dict[str, str]]) -> str:
-    """The text of ``proven.py`` (releases in version order)."""
+def render(proven: dict[str, dict[str, str]], texts: dict[str, dict[str, str]]) -> str:
+    """The text of ``proven.py`` (releases in version order); ``texts``: release -> {hash: fp}."""
     from packaging.version import Version
 
     lines = [HEADER.rstrip("\n")]
@@ -107,6 +145,17 @@ def render(proven: dict[str, dict[str, str]]) -> str:
         lines.append(f"    {json.dumps(release)}: {{")
         lines += [f"        {json.dumps(name)}: {json.dumps(fp)}," for name, fp in proven[release].items()]
         lines.append("    },")
+    lines.append("}")
+    lines += [
+        "",
+        "#: sha256 (16 hex digits) of a pinned release's exact source text of a callable -> its fingerprint:",
+        "#: an unmodified install is recognised without parsing (the first ``apply()``, < 5 ms).",
+        "SOURCE_TEXTS: dict[str, str] = {",
+    ]
+    merged: dict[str, str] = {}
+    for release in sorted(texts, key=Version):
+        merged.update(texts[release])
+    lines += [f"    {json.dumps(h)}: {json.dumps(fp)}," for h, fp in sorted(merged.items())]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -123,10 +172,12 @@ def diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
 def main(argv: list[str]) -> int:
     """Entry point of ``python -m simplejwt_patches.pinning [VERSION ...]``."""
     proven = {k: dict(v) for k, v in PROVEN.items()}
+    # A candidate run keeps every known text; a full run rebuilds the map from the sdists.
+    texts: dict[str, dict[str, str]] = {"0": dict(SOURCE_TEXTS)} if argv else {}
     versions = argv or [p.simplejwt for p in PINS]
     pinned = {p.simplejwt for p in PINS}
     for version in versions:
-        fps = sdist_fingerprints(version)
+        fps, texts[version] = sdist_fingerprints(version)
         reference = latest_pin().simplejwt
         print(f"SimpleJWT {version} against {reference}:")
         print("\n".join(diff(proven.get(reference, {}), fps)))
@@ -135,7 +186,7 @@ def main(argv: list[str]) -> int:
             print(f"  {version} is not in pins.PINS yet: its entry is a candidate until it is pinned")
     if not argv:
         proven = {k: v for k, v in proven.items() if k in pinned}
-    PROVEN_FILE.write_text(render(proven), encoding="utf-8")
+    PROVEN_FILE.write_text(render(proven, texts), encoding="utf-8")
     print(f"wrote {PROVEN_FILE}")
     return 0
 

@@ -124,6 +124,27 @@ def test_installed_release_matches_its_proven_fingerprints():
         assert fingerprint_installed(obj) == PROVEN[find_pin(version).simplejwt][qualname], qualname
 
 
+def test_an_unmodified_install_is_recognised_by_its_source_text_and_agrees_with_the_parse():
+    """The fast path (hash of the exact text, no parse) gives what the normalised AST gives."""
+    import linecache
+
+    from simplejwt_patches.fingerprints import _unwrap, block_lines, fingerprint_source, text_hash
+    from simplejwt_patches.proven import SOURCE_TEXTS
+
+    version = simplejwt_version()
+    if version is None or find_pin(version) is None:
+        pytest.skip("installed SimpleJWT is not pinned")
+    for qualname, module in targets().items():
+        owner, _, attr = qualname.partition(".")
+        func = _unwrap(getattr(importlib.import_module(module), owner).__dict__[attr])
+        text = "".join(block_lines(linecache.getlines(func.__code__.co_filename), func.__code__.co_firstlineno - 1))
+        assert SOURCE_TEXTS.get(text_hash(text)) == fingerprint_source(text), qualname
+        # A cosmetic edit misses the table and is parsed: same fingerprint, by the slow path.
+        edited = text.replace("\n", "\n\n", 1)
+        assert text_hash(edited) not in SOURCE_TEXTS
+        assert fingerprint_source(edited) == fingerprint_source(text), qualname
+
+
 def test_pinned_release_says_how_each_fixer_was_selected():
     status = simplejwt_patches.status()
     pin = find_pin(status.simplejwt)
