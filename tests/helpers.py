@@ -16,21 +16,34 @@ PYJWT = pyjwt_caps().version or Version("0")
 INVALID_MESSAGE = "Token is invalid" if SIMPLEJWT >= Version("5.5.0") else "Token is invalid or expired"
 
 
-def doctor(*args: str, token: str | None = None) -> tuple[int, str]:
-    """``manage.py simplejwt_doctor`` in-process: (exit code, output); asserts the token never appears."""
+def doctor(
+    *args: str, token: str | None = None, stdin: str | None = None, monkeypatch: Any = None, redacted: bool = True
+) -> tuple[int, str]:
+    """``manage.py simplejwt_doctor`` in-process: (exit code, output).
+
+    ``token`` goes in ``--token``, ``stdin`` is read through ``-``. Any exception but SystemExit
+    fails the test; so does an exit code other than 0/1 or a traceback in the output. With
+    ``redacted``, the (well-formed) token and its signature must not appear in the output.
+    """
     import io
+    import sys
 
     from django.core.management import call_command
 
     out = io.StringIO()
-    argv = list(args) + (["--token", token] if token else [])
+    argv = list(args) + (["--token", token] if token is not None else [])
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8", "surrogatepass"))))
+        argv.append("-")
     try:
         call_command("simplejwt_doctor", *argv, stdout=out)
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
     text = out.getvalue()
-    if token:
+    assert code in (0, 1)
+    assert "Traceback" not in text
+    if redacted and token:
         assert token not in text and token.split(".")[2] not in text
     return code, text
 
