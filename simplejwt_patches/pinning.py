@@ -136,8 +136,8 @@ def sdist_fingerprints(version: str) -> tuple[dict[str, str], dict[str, str]]:
         return release_fingerprints(root)
 
 
-def render(proven: dict[str, dict[str, str]], texts: dict[str, dict[str, str]]) -> str:
-    """The text of ``proven.py`` (releases in version order); ``texts``: release -> {hash: fp}."""
+def render(proven: dict[str, dict[str, str]], texts: dict[str, str]) -> str:
+    """The text of ``proven.py`` (releases in version order); ``texts``: source-text hash -> fingerprint."""
     from packaging.version import Version
 
     lines = [HEADER.rstrip("\n")]
@@ -151,12 +151,9 @@ def render(proven: dict[str, dict[str, str]], texts: dict[str, dict[str, str]]) 
         "#: sha256 (16 hex digits) of a pinned release's exact source text of a callable -> its fingerprint:",
         "#: an unmodified install is recognised without parsing (the first ``apply()``, < 5 ms).",
         "SOURCE_TEXTS: dict[str, str] = {",
+        *(f"    {json.dumps(h)}: {json.dumps(fp)}," for h, fp in sorted(texts.items())),
+        "}",
     ]
-    merged: dict[str, str] = {}
-    for release in sorted(texts, key=Version):
-        merged.update(texts[release])
-    lines += [f"    {json.dumps(h)}: {json.dumps(fp)}," for h, fp in sorted(merged.items())]
-    lines.append("}")
     return "\n".join(lines) + "\n"
 
 
@@ -173,11 +170,12 @@ def main(argv: list[str]) -> int:
     """Entry point of ``python -m simplejwt_patches.pinning [VERSION ...]``."""
     proven = {k: dict(v) for k, v in PROVEN.items()}
     # A candidate run keeps every known text; a full run rebuilds the map from the sdists.
-    texts: dict[str, dict[str, str]] = {"0": dict(SOURCE_TEXTS)} if argv else {}
+    texts = dict(SOURCE_TEXTS) if argv else {}
     versions = argv or [p.simplejwt for p in PINS]
     pinned = {p.simplejwt for p in PINS}
     for version in versions:
-        fps, texts[version] = sdist_fingerprints(version)
+        fps, release_texts = sdist_fingerprints(version)
+        texts.update(release_texts)
         reference = latest_pin().simplejwt
         print(f"SimpleJWT {version} against {reference}:")
         print("\n".join(diff(proven.get(reference, {}), fps)))
