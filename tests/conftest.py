@@ -251,7 +251,7 @@ def redis(redis_server: str) -> str:
     import redis as redis_lib
 
     redis_lib.Redis.from_url(redis_server).flushall()
-    from simplejwt_patches.keysource import SharedCache
+    from simplejwt_patches.shared_cache import SharedCache
 
     SharedCache._down.clear()
     return redis_server

@@ -94,7 +94,7 @@ def test_any_shared_cache_entry_is_ignored_unless_authentic(api, idp, fresh_back
     """Finding 10 and 11: wrong field types gave a 500; whoever writes the cache could plant a key."""
     from django.core.cache import caches
 
-    from simplejwt_patches.keysource import SharedCache
+    from simplejwt_patches.shared_cache import SharedCache
 
     caches_conf = {**settings.CACHES, "fuzz": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     with override_settings(CACHES=caches_conf, SIMPLE_JWT_PATCHES={"JWKS_SHARED_CACHE": "fuzz"}):

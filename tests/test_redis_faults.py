@@ -59,7 +59,7 @@ def timed(api, token: str) -> tuple[int, float]:
 def test_valid_tokens_keep_200_through_redis_faults(api, idp, fresh_backend, own_redis):
     from django.core.cache import caches
 
-    from simplejwt_patches.keysource import SharedCache
+    from simplejwt_patches.shared_cache import SharedCache
 
     proc, url = own_redis
     token = idp.mint()
@@ -116,6 +116,6 @@ def test_valid_tokens_keep_200_through_redis_faults(api, idp, fresh_backend, own
 
 def test_a_non_ascii_mac_is_just_a_forged_entry():
     """Found by the fuzz run: ``hmac.compare_digest`` raises TypeError on non-ASCII text."""
-    from simplejwt_patches.keysource import open_entry
+    from simplejwt_patches.shared_cache import open_entry
 
     assert open_entry({"v": 2, "body": "{}", "mac": "é" * 64}, "https://sso.example.com/certs") is None

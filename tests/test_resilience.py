@@ -16,7 +16,7 @@ from django.test import override_settings
 from freezegun import freeze_time
 
 from simplejwt_patches.clients import state_of
-from simplejwt_patches.keysource import JWKSSharedRefreshFailed, SharedCache, open_entry, seal_entry
+from simplejwt_patches.shared_cache import JWKSSharedRefreshFailed, SharedCache, open_entry, seal_entry
 from tests.conftest import last_exception, register_sensitive_token
 from tests.helpers import PYJWT, find_in_chain
 from tests.idp import Mode, generate_rsa_key
