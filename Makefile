@@ -56,9 +56,10 @@ upstream: bootstrap
 	$(NOX) -t upstream
 
 # One progress line per nox session ([i/N] name ... ok (Ns)); each session's output is in
-# .nox/logs/<session>.log and printed only when it fails. The last line is the summary's
+# .nox/logs/<session>.log and printed only when it fails; SimpleJWT's own suites (one process each)
+# run two at a time. The last line is the summary's
 # "N passed, N failed, N skipped" (CI reads it).
-SESSIONS := lint -t package -t matrix -t servers -t fuzz -t upstream
+SESSIONS := lint -t package -t matrix -t servers -t fuzz -j upstream
 
 test: bootstrap redis node
 	@rm -f .nox/junit-*.xml .nox/upstream-*.json .nox/sessions.json

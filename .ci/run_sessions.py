@@ -1,8 +1,10 @@
 """Run nox sessions one by one with a progress line each; nox's output goes to .nox/logs/<session>.log.
 
-    python .ci/run_sessions.py lint -t package -t matrix ...
+    python .ci/run_sessions.py lint -t package -t matrix -j upstream ...
 
-Arguments are session names, or ``-t TAG`` for every session with that tag (in ``nox --list`` order).
+Arguments are session names, or ``-t TAG`` for every session with that tag (in ``nox --list`` order);
+``-j TAG`` selects them too, and runs them two at a time (for single-process sessions such as
+SimpleJWT's own suites, which leave the second core idle; never for timing-sensitive ones).
 Prints ``[i/N] name ... ok (Ns)`` per session, the ``known failure: ...`` lines an upstream session
 logged, and, for a failed session, its log. Every session runs even after a failure; the exit status
 is 1 if any failed. Results go to .nox/sessions.json for .ci/summary.py.
@@ -15,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,55 +34,81 @@ def listed() -> list[dict[str, object]]:
     return list(json.loads(out.stdout))
 
 
-def selection(argv: list[str]) -> list[str]:
+def selection(argv: list[str]) -> list[tuple[str, bool]]:
+    """``(session, run in parallel)`` in the order given, each session once."""
     sessions = listed()
-    names: list[str] = []
+    names: dict[str, bool] = {}
     args = iter(argv)
     for arg in args:
-        if arg in ("-t", "--tag"):
-            tag = next(args)
+        if arg in ("-t", "--tag", "-j"):
+            tag = next(args, None)
             chosen = [str(s["session"]) for s in sessions if tag in (s.get("tags") or [])]
             if not chosen:
                 raise SystemExit(f"no nox session has the tag {tag!r}")
-            names += chosen
+            for name in chosen:
+                names.setdefault(name, arg == "-j")
         elif any(s["session"] == arg for s in sessions):
-            names.append(arg)
+            names.setdefault(arg, False)
         else:
             raise SystemExit(f"no nox session named {arg!r}")
-    return list(dict.fromkeys(names))
+    return list(names.items())
+
+
+def batches(chosen: list[tuple[str, bool]]) -> list[list[str]]:
+    """Consecutive parallel sessions in pairs, every other session alone."""
+    out: list[list[str]] = []
+    pairing = False  # whether out[-1] is a parallel batch with room for one more
+    for name, parallel in chosen:
+        if parallel and pairing:
+            out[-1].append(name)
+            pairing = False
+        else:
+            out.append([name])
+            pairing = parallel
+    return out
+
+
+def run_one(name: str) -> tuple[bool, float]:
+    log = LOGS / f"{name}.log"
+    start = time.monotonic()
+    with log.open("w") as out:
+        try:
+            code = subprocess.run(
+                [*NOX, "-s", name], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                timeout=SESSION_TIMEOUT, check=False, cwd=ROOT, env=os.environ,
+            ).returncode  # fmt: skip
+        except subprocess.TimeoutExpired:
+            out.write(f"\nrun_sessions: {name} killed after {SESSION_TIMEOUT} s\n")
+            code = -1
+    return code == 0, time.monotonic() - start
 
 
 def main(argv: list[str]) -> int:
-    names = selection(argv)
+    chosen = selection(argv)
+    names = [name for name, _ in chosen]
     LOGS.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, object]] = {}
     width = max(len(n) for n in names)
     started = time.monotonic()
-    for i, name in enumerate(names, 1):
-        log = LOGS / f"{name}.log"
-        print(f"[{i:>{len(str(len(names)))}}/{len(names)}] {name:<{width}} ... ", end="", flush=True)
-        start = time.monotonic()
-        with log.open("w") as out:
-            try:
-                code = subprocess.run(
-                    [*NOX, "-s", name], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    timeout=SESSION_TIMEOUT, check=False, cwd=ROOT, env=os.environ,
-                ).returncode  # fmt: skip
-            except subprocess.TimeoutExpired:
-                out.write(f"\nrun_sessions: {name} killed after {SESSION_TIMEOUT} s\n")
-                code = -1
-        took = time.monotonic() - start
-        ok = code == 0
-        results[name] = {"ok": ok, "seconds": round(took, 1)}
-        print(f"{'ok' if ok else 'FAILED'} ({took:.0f}s)", flush=True)
-        text = log.read_text(errors="replace")
-        for line in text.splitlines():
-            if any(marker in line for marker in ECHO):
-                print("      " + line.removeprefix("nox > "))
-        if not ok:
-            print(f"---- {log.relative_to(ROOT)} ----")
-            print(text.rstrip())
-            print(f"---- end of {log.relative_to(ROOT)} ----", flush=True)
+    done = 0
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for batch in batches(chosen):
+            outcomes = list(pool.map(run_one, batch))
+            for name, (ok, took) in zip(batch, outcomes, strict=True):
+                done += 1
+                together = f", beside {batch[1 - batch.index(name)]}" if len(batch) == 2 else ""
+                print(f"[{done:>{len(str(len(names)))}}/{len(names)}] {name:<{width}} ... ", end="")
+                print(f"{'ok' if ok else 'FAILED'} ({took:.0f}s{together})", flush=True)
+                results[name] = {"ok": ok, "seconds": round(took, 1)}
+                log = LOGS / f"{name}.log"
+                text = log.read_text(errors="replace")
+                for line in text.splitlines():
+                    if any(marker in line for marker in ECHO):
+                        print("      " + line.removeprefix("nox > "))
+                if not ok:
+                    print(f"---- {log.relative_to(ROOT)} ----")
+                    print(text.rstrip())
+                    print(f"---- end of {log.relative_to(ROOT)} ----", flush=True)
     (ROOT / ".nox" / "sessions.json").write_text(json.dumps(results, indent=2))
     failed = [n for n, r in results.items() if not r["ok"]]
     total = time.monotonic() - started

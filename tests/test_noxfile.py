@@ -58,3 +58,18 @@ def test_nox_lists_its_sessions_when_interpreters_are_missing(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "tests-5.5.1" in done.stdout and "lint" in done.stdout
+
+
+def test_sessions_selected_with_j_run_two_at_a_time_and_nothing_else_does():
+    """``make test`` pairs SimpleJWT's own suites (``-j upstream``); every other session runs alone."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sjp_run_sessions", ROOT / ".ci" / "run_sessions.py")
+    assert spec is not None and spec.loader is not None
+    run_sessions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_sessions)
+    chosen = [("lint", False), ("u1", True), ("u2", True), ("u3", True), ("servers", False), ("u4", True)]
+    assert run_sessions.batches(chosen) == [["lint"], ["u1", "u2"], ["u3"], ["servers"], ["u4"]]
+    assert run_sessions.batches([("a", False), ("b", False)]) == [["a"], ["b"]]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-j upstream" in makefile and "-j matrix" not in makefile and "-j fuzz" not in makefile
