@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .deadline import MARGIN
 from .diagnostics import safe_url
 from .schema import (
     Invalid,
@@ -202,9 +203,7 @@ def _proxy(value: Any, report: Report) -> str | None:
     if value is None or value == "":
         return value  # type: ignore[no-any-return]
     if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
-        raise Invalid(
-            "must be None (use the environment's proxy settings), '' (no proxy) or an http://host:port URL."
-        )
+        raise Invalid("must be None (use the environment's proxy settings), '' (no proxy) or an http://host:port URL.")
     why = proxy_problem(value)
     if why:
         raise Invalid(f"{why}; it is not used.", _PROXY_HINT)
@@ -274,7 +273,9 @@ class Options:
         "JWKS_HEADERS", {}, _headers, "E012", secret=True, render=_render_headers,
         doc="headers merged over the defaults `User-Agent: simplejwt-patches/<v> PyJWT/<v>` and `Accept: "
         "application/jwk-set+json, application/json` (case-insensitive override); values are masked in logs, "
-        "`status()` and the doctor unless the header is harmless (User-Agent, Accept, ...); CR/LF is refused",
+        "`status()` and the doctor unless the header is harmless (User-Agent, Accept, ...); a name or value "
+        "http.client cannot send (CR/LF, NUL, non-Latin-1, not a token name) is refused and not sent; a redirect "
+        "to another origin keeps only the harmless ones",
     )  # fmt: skip
     secret_headers = Setting(
         "JWKS_SECRET_HEADERS", (), _secret_headers, "E011", render=lambda v, o: sorted(v),
@@ -283,7 +284,9 @@ class Options:
     )  # fmt: skip
     timeout = Setting(
         "JWKS_TIMEOUT", 5.0, seconds(maximum=300), "E011",
-        doc="seconds for the JWKS request (PyJWT: 30, or none before 2.7) - it runs on the request path",
+        doc="seconds for the whole JWKS request - name resolution, every address, TLS, headers and body share "
+        f"this one deadline (+ {MARGIN:g} s margin) - (PyJWT: 30 per socket operation, or none before 2.7); it "
+        "runs on the request path",
     )  # fmt: skip
     ca_bundle = Setting(
         "JWKS_CA_BUNDLE", None, _ca_bundle, "E013", doc="path to a PEM file of CAs to trust for the JWKS URL"
@@ -295,7 +298,8 @@ class Options:
     proxy = Setting(
         "JWKS_PROXY", None, _proxy, "E011", secret=True, render=_render_proxy,
         doc='`None`: the environment\'s proxy settings (urllib\'s behaviour); `""`: no proxy; `"http://host:port"`: '
-        "this proxy (credentials in it are never shown)",
+        "this proxy (credentials in it are never shown); an `https://` proxy is refused, here or in the "
+        "environment (urllib would send the CONNECT in clear text)",
     )  # fmt: skip
     cache_lifespan = Setting(
         "JWKS_CACHE_LIFESPAN", 300.0, seconds(maximum=86400 * 30), "E011",

@@ -45,6 +45,8 @@ class _Resolution:
     def run(self) -> None:
         try:
             self.result = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)
+        except UnicodeError as exc:  # a label IDNA cannot encode: the name cannot resolve (not a bad key set)
+            self.error = socket.gaierror(socket.EAI_NONAME, f"host name {self.host[:100]!r} is not valid IDNA ({exc})")
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting fetch
             self.error = exc
         finally:

@@ -88,7 +88,8 @@ def describe(exc: BaseException) -> str:
 def safe_url(url: str) -> str:
     """``url`` as every output shows it: the one place URLs are made safe to show.
 
-    User-info, query and fragment are dropped (any of them may carry credentials); an IPv6 host
+    User-info, query and fragment are dropped (any of them may carry credentials), and so is a path's
+    part up to its last ``@`` (the rest of a password with an unencoded ``/``); an IPv6 host
     keeps its brackets (``http://[::1]:8080/...``); control, space and non-ASCII characters are
     percent-encoded (a URL can never break a log line); an unusable port is named, not raised;
     the result is at most ~300 characters.
@@ -101,20 +102,23 @@ def safe_url(url: str) -> str:
     try:
         port: int | str | None = parts.port
     except ValueError:
-        port = "<invalid port>"
+        port = "<invalid-port>"
     host = quote(host, safe=_HOST_SAFE, errors="replace")
     if ":" in host:
         host = f"[{host}]"
     if port is not None:
         host = f"{host}:{port}"
     scheme = quote(parts.scheme, safe="+-.", errors="replace")
-    path = quote(parts.path, safe=_PATH_SAFE, errors="replace")
+    path = parts.path
+    if "@" in path:  # user-info the URL grammar split off early ('user:12/rest-of-password@host'): hidden
+        path = "/" + REDACTED + path[path.rindex("@") :]
+    path = quote(path, safe=_PATH_SAFE, errors="replace")
     shown = urlunsplit((scheme, host, path, "", ""))
     return shown if len(shown) <= _MAX_URL else shown[: _MAX_URL - 3] + "..."
 
 
 _HOST_SAFE = ":.-_~%!$&'()*+,;="
-_PATH_SAFE = "/:@.-_~%!$&'()*+,;="
+_PATH_SAFE = "/:@.-_~%!$&'()*+,;=[]"
 _MAX_URL = 300
 
 

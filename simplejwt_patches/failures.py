@@ -111,8 +111,8 @@ CATEGORIES: dict[str, Category] = {
         Category(
             "config", _UNAVAILABLE, None, "the key set request was not sent: the JWKS settings refuse it",
             "Run `python manage.py check`: its error names the setting to fix (simplejwt_patches.E031: credentials "
-            "in SIMPLE_JWT['JWK_URL']; E011: an https:// JWKS_PROXY). An https:// proxy in the environment "
-            "(HTTPS_PROXY) is refused too: set SIMPLE_JWT_PATCHES['JWKS_PROXY'].",
+            "in SIMPLE_JWT['JWK_URL']; E030: a JWK_URL urllib cannot send; E011: an https:// JWKS_PROXY). An "
+            "https:// proxy in the environment (HTTPS_PROXY) is refused too: set SIMPLE_JWT_PATCHES['JWKS_PROXY'].",
         ),
         Category(
             "peer_failed", _UNAVAILABLE, None, "the identity provider's key set is temporarily unavailable",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .conf import Options, get_options, has_userinfo, proxy_problem
+from .conf import Options, get_options, jwk_url_problems, proxy_problem
 from .deadline import Deadline
 from .diagnostics import describe, safe_url
 from .failures import JWKSFailure, JWKSResponseTooLarge, failure_from
@@ -234,7 +234,8 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
             )  # fmt: skip
         raise
     except (OSError, http.client.HTTPException) as exc:
-        if deadline.expired and not isinstance(exc, TimeoutError) and not isinstance(getattr(exc, "reason", None), TimeoutError):
+        cut = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+        if deadline.expired and not cut:  # a TimeoutError of the deadline's own says what it cut
             raise TimeoutError(f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed") from exc
         raise
     if len(body) > options.max_bytes:
@@ -255,12 +256,9 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
 
 def _refusal(url: str, options: Options) -> JWKSFailure | None:
     """Why ``url`` is not even sent with these options (what the system checks report as errors)."""
-    if has_userinfo(url):
-        return JWKSFailure(
-            "config",
-            "SIMPLE_JWT['JWK_URL'] carries credentials ('user:password@' before the host); the request is not sent "
-            "(simplejwt_patches.E031)",
-        )
+    unusable = [p for p in jwk_url_problems(url) if p.id.startswith("E")]  # E030, E031: what check reports
+    if unusable:
+        return JWKSFailure("config", f"{unusable[0].msg} (simplejwt_patches.{unusable[0].id})")
     if options.proxy is None:  # the environment's proxy settings, as urllib's ProxyHandler() reads them
         try:
             scheme, host = urlsplit(url).scheme.lower(), urlsplit(url).hostname or ""

@@ -126,7 +126,10 @@ def test_the_doctor_never_shows_credentials_from_jwk_url(alice, idp, monkeypatch
     assert "✗ simplejwt_patches.E031: SIMPLE_JWT['JWK_URL'] carries credentials" in text
     assert "problem: config:" in text and "dropped" not in text
     report = json.loads(jtext)
-    assert report["jwks"]["problem"] == "config" and report["jwks"]["url"] == "http://localhost/realms/acme/protocol/openid-connect/certs"
+    assert (
+        report["jwks"]["problem"] == "config"
+        and report["jwks"]["url"] == "http://localhost/realms/acme/protocol/openid-connect/certs"
+    )
 
 
 # -- point 5: proxies ---------------------------------------------------------------------------
@@ -193,7 +196,8 @@ HEADERS = {
 @pytest.mark.parametrize("target", ["other-port", "other-host"])
 def test_a_redirect_to_another_origin_keeps_only_harmless_headers(api, idp, other_idp, target, monkeypatch):
     idp.mode = Mode.REDIRECT
-    to = other_idp.jwks_url if target == "other-port" else idp.base_url.replace("127.0.0.1", "localhost") + "/elsewhere/certs"
+    other_host = idp.base_url.replace("127.0.0.1", "localhost") + "/elsewhere/certs"
+    to = other_idp.jwks_url if target == "other-port" else other_host
     monkeypatch.setattr(idp, "redirect_to", to)
     with patches(JWKS_FOLLOW_REDIRECTS=True, JWKS_HEADERS=HEADERS):
         response = api(idp.mint())
@@ -346,3 +350,57 @@ def test_the_deadline_cuts_a_dripping_idp_over_tls(api, idp, https_idp):
         elapsed = time.monotonic() - started
     assert elapsed <= 0.5 + MARGIN, elapsed
     assert find_in_chain(last_exception(), JWKSFailure).kind == "timeout"
+
+
+# -- hostile URLs: JWK_URL and JWKS_PROXY -------------------------------------------------------
+
+url_parts = st.one_of(
+    hostile_strings,
+    st.text(max_size=30),
+    st.sampled_from(["/certs", "/a b", "/\r\nX: 1", "/é", "/" + "a" * 5000, "", ":8080/x", ":99999/x", ":abc/x"]),
+)
+url_hosts = st.one_of(
+    st.sampled_from(["127.0.0.1", "[::1]", "localhost", "idp.example.com", "bücher.example", "", "[::1", "h:1"]),
+    st.text(alphabet=st.characters(blacklist_characters="@"), max_size=20),
+)
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(
+    scheme=st.sampled_from(["https://", "http://", "", "ftp://", "HTTPS://"]),
+    password=st.text(max_size=20),
+    host=url_hosts,
+    tail=url_parts.filter(lambda t: "@" not in t),
+)
+def test_any_jwk_url_with_credentials_is_refused_and_never_shows_them(scheme, password, host, tail):
+    from simplejwt_patches.conf import jwk_url_problems
+    from simplejwt_patches.diagnostics import safe_url
+
+    url = f"{scheme}user:{MARKER}{password}@{host}{tail}"
+    problems = jwk_url_problems(url)
+    shown = safe_url(url)
+    assert MARKER not in shown and len(shown) <= 300 and shown.isprintable() and " " not in shown
+    assert all(MARKER not in p.msg + (p.hint or "") for p in problems)
+    if scheme.lower() in ("http://", "https://") and "@" in url.split("//", 1)[1].split("/", 1)[0]:  # user-info
+        assert [p.id for p in problems] in (["E031"], ["E030"]), problems
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(scheme=st.sampled_from(["https://", "http://", "HTTPS://", "socks5://", ""]), password=st.text(max_size=20),
+       host=url_hosts, tail=url_parts)  # fmt: skip
+def test_any_jwks_proxy_value_is_validated_without_showing_its_credentials(scheme, password, host, tail):
+    proxy = f"{scheme}proxy-user:{MARKER}{password}@{host}{tail}"
+    options = build_options({"JWKS_PROXY": proxy})
+    texts = [p.msg + (p.hint or "") for p in options.problems]
+    assert all(MARKER not in t for t in texts)
+    assert MARKER not in json.dumps(options.shown(), default=str)
+    if options.proxy is not None:
+        assert options.proxy.lower().startswith("http://")  # never an https:// proxy
+
+
+def test_a_host_name_that_cannot_be_encoded_is_a_dns_failure_not_a_bad_key_set(api, idp, fresh_backend):
+    host = "a" * 64 + ".example"  # a label IDNA refuses (over 63 characters)
+    with jwt_settings(JWK_URL=f"https://{host}/realms/acme/protocol/openid-connect/certs"):
+        fresh_backend()
+        assert api(idp.mint()).status_code == 401
+    assert find_in_chain(last_exception(), JWKSFailure).kind == "dns"  # was "malformed": blamed the IdP's answer
