@@ -404,3 +404,15 @@ def test_a_host_name_that_cannot_be_encoded_is_a_dns_failure_not_a_bad_key_set(a
         fresh_backend()
         assert api(idp.mint()).status_code == 401
     assert find_in_chain(last_exception(), JWKSFailure).kind == "dns"  # was "malformed": blamed the IdP's answer
+
+
+@pytest.mark.parametrize("path", ["/realms/a b/certs", "/realms/acme\r\n/certs", "/realms/é/certs"])
+def test_a_jwk_url_urllib_cannot_send_is_e030_and_not_blamed_on_the_idp(api, idp, fresh_backend, path):
+    url = idp.base_url + path
+    with jwt_settings(JWK_URL=url):
+        text = check()
+        fresh_backend()
+        assert api(idp.mint()).status_code == 401
+    assert "simplejwt_patches.E030" in text and "\r" not in text and "Percent-encode" in text
+    assert find_in_chain(last_exception(), JWKSFailure).kind == "config"  # was "dropped" or "malformed"
+    assert idp.requests == []
