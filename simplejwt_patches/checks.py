@@ -64,6 +64,8 @@ CHECK_IDS: tuple[CheckId, ...] = (
     CheckId("E019", "`DISABLE` names a patch that another applied patch requires (names both)"),
     CheckId("W020", '`SIMPLE_JWT["JWK_URL"]` is not https (loopback excepted)'),
     CheckId("E030", '`SIMPLE_JWT["JWK_URL"]` is not a string or not a URL'),
+    CheckId("E031", '`SIMPLE_JWT["JWK_URL"]` carries credentials (`user:password@`): the key set is not fetched, the '
+            "password never shown"),
     CheckId("W030", "a patch was skipped or failed (upstream attribute missing or changed, or a required patch off)"),
     CheckId("W031", "a patch was skipped: the SimpleJWT code it wraps differs from the code proven for it (names it)"),
     CheckId("W032", "SimpleJWT's source is not available: fingerprints not checked, the version rule applies"),
@@ -183,7 +185,7 @@ def check_disable(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 @checks.register(TAG, checks.Tags.security)
 def check_jwk_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W020/E030/W003: ``SIMPLE_JWT['JWK_URL']`` is usable and safe."""
+    """W020/E030/E031/W003: ``SIMPLE_JWT['JWK_URL']`` is usable and safe."""
     simple_jwt = getattr(settings, "SIMPLE_JWT", None) or {}
     jwk_url = simple_jwt.get("JWK_URL") if isinstance(simple_jwt, dict) else None
     messages = [_message(p) for p in jwk_url_problems(jwk_url)]
@@ -256,6 +258,8 @@ def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     jwk_url = simple_jwt.get("JWK_URL") if isinstance(simple_jwt, dict) else None
     if not jwk_url or not isinstance(jwk_url, str):
         return []
+    if any(p.id.startswith("E") for p in jwk_url_problems(jwk_url)):
+        return []  # E030/E031 (the plain checks) already say why nothing is fetched
     from rest_framework_simplejwt import settings as sj_settings
 
     api = sj_settings.api_settings

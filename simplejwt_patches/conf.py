@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .deadline import MARGIN
 from .diagnostics import safe_url
 from .schema import (
     Invalid,
@@ -48,8 +49,11 @@ __all__ = [
     "Problem",
     "build_options",
     "get_options",
+    "has_userinfo",
+    "header_problem",
     "jwk_url_problems",
     "mask_headers",
+    "proxy_problem",
     "reset_options",
     "settings_markdown",
 ]
@@ -86,6 +90,37 @@ def _is_secret(name: str, extra: frozenset[str]) -> bool:
 # -- validators of single settings -------------------------------------------------------------
 
 
+#: RFC 9110 ``tchar``: what a header name may consist of.
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: Longest header value sent (servers answer 431 well below this; a key set request needs no more).
+MAX_HEADER_VALUE = 8192
+
+
+def header_problem(name: str, value: str, *, secret: bool) -> str | None:
+    """Why http.client cannot send ``name: value`` (or a server would refuse it); ``None`` if it can.
+
+    Names: 1-256 RFC 9110 token characters (no space, ``:``, CR/LF, non-ASCII). Values: Latin-1
+    encodable, no CR, LF, NUL or other control characters but TAB, at most :data:`MAX_HEADER_VALUE`
+    characters. The value itself is never quoted; for a harmless header the offending character is.
+    """
+    if not name or len(name) > 256 or not set(name) <= _TOKEN_CHARS:
+        return (
+            "its name is not a valid HTTP header name (1 to 256 of the characters A-Z a-z 0-9 !#$%&'*+-.^_`|~; no "
+            "space, ':', CR/LF or non-ASCII)"
+        )
+    if len(value) > MAX_HEADER_VALUE:
+        return f"its value is longer than {MAX_HEADER_VALUE} characters"
+    for position, char in enumerate(value):
+        code = ord(char)
+        if code > 0xFF or (code < 0x20 and char != "\t") or code == 0x7F:
+            what = "CR/LF (header injection)" if char in "\r\n" else (
+                "a character outside Latin-1, which http.client cannot send" if code > 0xFF else "a control character"
+            )  # fmt: skip
+            shown = "" if secret else f" U+{code:04X}"
+            return f"its value contains {what}{shown} at position {position}"
+    return None
+
+
 def _headers(value: Any, report: Report) -> dict[str, str]:
     merged: dict[str, str] = {
         "User-Agent": default_user_agent(),
@@ -96,19 +131,26 @@ def _headers(value: Any, report: Report) -> dict[str, str]:
     lower = {k.lower(): k for k in merged}
     for name, val in value.items():
         if not isinstance(name, str) or not isinstance(val, str):
-            shown = name if isinstance(name, str) else type(name).__name__
+            shown = _header_name(name) if isinstance(name, str) else type(name).__name__
             report(f"header names and values must be strings; {shown!r} is not sent.")
             continue
-        if any(c in name for c in "\r\n:") or not name.strip() or any(c in val for c in "\r\n"):
+        why = header_problem(name, val, secret=name.lower() not in HARMLESS_HEADERS)
+        if why:
             # Never echo the value: it may be a secret.
             report(
-                f"header {name.strip()[:60]!r} contains CR, LF or ':' in its name or CR/LF in its value "
-                "(header injection); it is not sent."
+                f"header {_header_name(name)!r}: {why}; it is not sent.",
+                "Header names are ASCII tokens; values must be Latin-1 without CR/LF: write non-Latin-1 text "
+                "percent- or base64-encoded, as the receiving server expects it.",
             )
             continue
         merged.pop(lower.get(name.lower(), name), None)
         merged[name] = val
     return merged
+
+
+def _header_name(name: str) -> str:
+    """A header name as a message may show it: short, without CR/LF or other control characters."""
+    return "".join(c if c.isprintable() else "?" for c in name.strip()[:60])
 
 
 def _render_headers(value: dict[str, str], options: Options) -> dict[str, str]:
@@ -161,10 +203,32 @@ def _proxy(value: Any, report: Report) -> str | None:
     if value is None or value == "":
         return value  # type: ignore[no-any-return]
     if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
-        raise Invalid(
-            "must be None (use the environment's proxy settings), '' (no proxy) or an http(s)://host:port URL."
-        )
+        raise Invalid("must be None (use the environment's proxy settings), '' (no proxy) or an http://host:port URL.")
+    why = proxy_problem(value)
+    if why:
+        raise Invalid(f"{why}; it is not used.", _PROXY_HINT)
     return value
+
+
+_PROXY_HINT = (
+    "Use an http://host:port proxy on a network you trust (credentials in it go to the proxy as Basic auth, as "
+    "with any plain-http proxy), or '' to connect directly."
+)
+
+
+def proxy_problem(proxy: str) -> str | None:
+    """Why ``proxy`` is refused: urllib speaks plain HTTP to every proxy, whatever its scheme says."""
+    try:
+        parts = urlsplit(proxy)
+        parts.port  # noqa: B018 - raises ValueError for an unusable port
+    except ValueError:
+        return "is not a usable proxy URL (bad host or port)"
+    if parts.scheme.lower() == "https":
+        return (
+            "an https:// proxy is refused: urllib sends the CONNECT request (and the Proxy-Authorization made from "
+            "credentials in the URL) to the proxy in clear text, never over TLS"
+        )
+    return None
 
 
 def _render_proxy(value: str | None, options: Options) -> str | None:
@@ -209,7 +273,9 @@ class Options:
         "JWKS_HEADERS", {}, _headers, "E012", secret=True, render=_render_headers,
         doc="headers merged over the defaults `User-Agent: simplejwt-patches/<v> PyJWT/<v>` and `Accept: "
         "application/jwk-set+json, application/json` (case-insensitive override); values are masked in logs, "
-        "`status()` and the doctor unless the header is harmless (User-Agent, Accept, ...); CR/LF is refused",
+        "`status()` and the doctor unless the header is harmless (User-Agent, Accept, ...); a name or value "
+        "http.client cannot send (CR/LF, NUL, non-Latin-1, not a token name) is refused and not sent; a redirect "
+        "to another origin keeps only the harmless ones",
     )  # fmt: skip
     secret_headers = Setting(
         "JWKS_SECRET_HEADERS", (), _secret_headers, "E011", render=lambda v, o: sorted(v),
@@ -218,7 +284,9 @@ class Options:
     )  # fmt: skip
     timeout = Setting(
         "JWKS_TIMEOUT", 5.0, seconds(maximum=300), "E011",
-        doc="seconds for the JWKS request (PyJWT: 30, or none before 2.7) - it runs on the request path",
+        doc="seconds for the whole JWKS request - name resolution, every address, TLS, headers and body share "
+        f"this one deadline (+ {MARGIN:g} s margin) - (PyJWT: 30 per socket operation, or none before 2.7); it "
+        "runs on the request path",
     )  # fmt: skip
     ca_bundle = Setting(
         "JWKS_CA_BUNDLE", None, _ca_bundle, "E013", doc="path to a PEM file of CAs to trust for the JWKS URL"
@@ -230,7 +298,8 @@ class Options:
     proxy = Setting(
         "JWKS_PROXY", None, _proxy, "E011", secret=True, render=_render_proxy,
         doc='`None`: the environment\'s proxy settings (urllib\'s behaviour); `""`: no proxy; `"http://host:port"`: '
-        "this proxy (credentials in it are never shown)",
+        "this proxy (credentials in it are never shown); an `https://` proxy is refused, here or in the "
+        "environment (urllib would send the CONNECT in clear text)",
     )  # fmt: skip
     cache_lifespan = Setting(
         "JWKS_CACHE_LIFESPAN", 300.0, seconds(maximum=86400 * 30), "E011",
@@ -392,7 +461,7 @@ def _is_loopback(host: str | None) -> bool:
 
 
 def jwk_url_problems(jwk_url: object) -> list[Problem]:
-    """``JWK_URL`` must be https, except on loopback (a plain-http JWKS can be spoofed)."""
+    """``JWK_URL`` must be a URL urllib can send, without credentials, and https except on loopback."""
     if not jwk_url:
         return []
     if not isinstance(jwk_url, str):
@@ -400,8 +469,34 @@ def jwk_url_problems(jwk_url: object) -> list[Problem]:
     try:
         parts = urlsplit(jwk_url)
         host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for an unusable port
     except ValueError:
-        return [Problem("E030", "JWK_URL", "SIMPLE_JWT['JWK_URL'] is not a valid URL.")]
+        return [Problem("E030", "JWK_URL", "SIMPLE_JWT['JWK_URL'] is not a valid URL (bad host or port).")]
+    if has_userinfo(jwk_url):
+        return [
+            Problem(
+                "E031",
+                "JWK_URL",
+                f"SIMPLE_JWT['JWK_URL'] carries credentials ('user:password@' before the host, {safe_url(jwk_url)}): "
+                "urllib does not send them as authentication and they would reach logs and signals; the key set "
+                "is not fetched.",
+                "Remove 'user:password@' from JWK_URL. If the endpoint needs credentials, send them as a header: "
+                f"{SETTING}['JWKS_HEADERS'] = {{'Authorization': 'Basic <base64 of user:password>'}} (masked in "
+                "every output).",
+            )
+        ]
+    outside_host = parts.scheme + parts.path + parts.query + parts.fragment
+    bad = next((c for c in jwk_url if not c.isprintable() or c.isspace()), None)
+    bad = bad or next((c for c in outside_host if not c.isascii()), None)
+    if bad is not None:
+        return [
+            Problem(
+                "E030",
+                "JWK_URL",
+                f"SIMPLE_JWT['JWK_URL'] contains U+{ord(bad):04X}, which urllib cannot send ({safe_url(jwk_url)}).",
+                "Percent-encode spaces, control and non-ASCII characters in the path (e.g. %20).",
+            )
+        ]
     if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
         return []
     return [
@@ -413,6 +508,14 @@ def jwk_url_problems(jwk_url: object) -> list[Problem]:
             "Use the identity provider's https:// JWKS URL.",
         )
     ]
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether ``url`` has ``user[:password]@`` before its host (never sent as authentication here)."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
 
 
 _lock = threading.Lock()

@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Iterator
 from typing import Any
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
     "causes",
@@ -77,7 +77,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, (TimeoutError, socket.timeout)):
-        return "timed out"
+        text = str(exc)
+        return f"timed out ({text})" if "JWKS_TIMEOUT" in text else "timed out"  # the deadline says what it cut
     if isinstance(exc, json.JSONDecodeError):
         return f"malformed JSON ({exc.msg} at position {exc.pos})"
     text = str(exc)
@@ -85,15 +86,40 @@ def describe(exc: BaseException) -> str:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without user-info and query string (either may carry credentials)."""
+    """``url`` as every output shows it: the one place URLs are made safe to show.
+
+    User-info, query and fragment are dropped (any of them may carry credentials), and so is a path's
+    part up to its last ``@`` (the rest of a password with an unencoded ``/``); an IPv6 host
+    keeps its brackets (``http://[::1]:8080/...``); control, space and non-ASCII characters are
+    percent-encoded (a URL can never break a log line); an unusable port is named, not raised;
+    the result is at most ~300 characters.
+    """
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
     except ValueError:
         return REDACTED
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    try:
+        port: int | str | None = parts.port
+    except ValueError:
+        port = "<invalid-port>"
+    host = quote(host, safe=_HOST_SAFE, errors="replace")
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host = f"{host}:{port}"
+    scheme = quote(parts.scheme, safe="+-.", errors="replace")
+    path = parts.path
+    if "@" in path:  # user-info the URL grammar split off early ('user:12/rest-of-password@host'): hidden
+        path = "/" + REDACTED + path[path.rindex("@") :]
+    path = quote(path, safe=_PATH_SAFE, errors="replace")
+    shown = urlunsplit((scheme, host, path, "", ""))
+    return shown if len(shown) <= _MAX_URL else shown[: _MAX_URL - 3] + "..."
+
+
+_HOST_SAFE = ":.-_~%!$&'()*+,;="
+_PATH_SAFE = "/:@.-_~%!$&'()*+,;=[]"
+_MAX_URL = 300
 
 
 def token_segments(raw: str | bytes | None) -> list[str]:

@@ -109,6 +109,12 @@ CATEGORIES: dict[str, Category] = {
             "encryption keys): check the realm's keys, and that 'cryptography' is installed.",
         ),
         Category(
+            "config", _UNAVAILABLE, None, "the key set request was not sent: the JWKS settings refuse it",
+            "Run `python manage.py check`: its error names the setting to fix (simplejwt_patches.E031: credentials "
+            "in SIMPLE_JWT['JWK_URL']; E030: a JWK_URL urllib cannot send; E011: an https:// JWKS_PROXY). An "
+            "https:// proxy in the environment (HTTPS_PROXY) is refused too: set SIMPLE_JWT_PATCHES['JWKS_PROXY'].",
+        ),
+        Category(
             "peer_failed", _UNAVAILABLE, None, "the identity provider's key set is temporarily unavailable",
             "Another process sharing JWKS_SHARED_CACHE failed to refresh the key set: see its WARNING log line.",
         ),

@@ -14,23 +14,24 @@ import http.client
 import json
 import logging
 import math
-import socket
 import ssl
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from .conf import Options, get_options
+from .conf import Options, get_options, jwk_url_problems, proxy_problem
+from .deadline import Deadline
 from .diagnostics import describe, safe_url
 from .failures import JWKSFailure, JWKSResponseTooLarge, failure_from
 from .keys import check_depth, log_dropped, usable_signing_keys
 from .versions import pyjwt_caps
 
 __all__ = [
+    "Deadline",
     "JWKSResponseTooLarge",
     "RawResponse",
     "cache_lifetime",
@@ -60,7 +61,17 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class _NoDowngrade(urllib.request.HTTPRedirectHandler):
-    """Follow redirects (``JWKS_FOLLOW_REDIRECTS = True``), but never from https to http."""
+    """Follow redirects (``JWKS_FOLLOW_REDIRECTS = True``), but never from https to http, and never
+    with a credential to another origin.
+
+    A redirect to another origin (scheme, host or port) keeps only the harmless headers (an
+    allow-list: User-Agent, Accept, Accept-Encoding ... minus ``JWKS_SECRET_HEADERS``); every other
+    ``JWKS_HEADERS`` value (``Authorization``, API keys) stays with the configured origin.
+    """
+
+    def __init__(self, options: Options) -> None:
+        super().__init__()
+        self._options = options
 
     def redirect_request(  # type: ignore[override]
         self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
@@ -69,61 +80,28 @@ class _NoDowngrade(urllib.request.HTTPRedirectHandler):
             raise urllib.error.HTTPError(
                 req.full_url, code, f"redirect from https to {safe_url(newurl)} refused (TLS downgrade)", headers, fp
             )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(new.full_url) != _origin(req.full_url):
+            for name in list(new.headers):
+                if self._options.is_secret(name):
+                    del new.headers[name]
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "JWKS redirect to another origin (%s): only harmless headers follow it: %s",
+                    safe_url(new.full_url),
+                    sorted(new.headers),
+                )
+        return new
 
 
-class Deadline:
-    """``JWKS_TIMEOUT`` as a deadline for a whole fetch: connect, TLS, headers and body.
-
-    A socket timeout bounds each read, so an IdP that drips one byte at a time could hold a fetch
-    (and every request waiting for it) for minutes. Every socket the fetch opens is registered
-    here, and a timer shuts them down when the deadline passes; the blocked read then fails and
-    the fetch raises ``TimeoutError``. Name resolution itself is bounded by the resolver.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.ends = time.monotonic() + seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-
-    def remaining(self) -> float:
-        """Seconds left (never negative)."""
-        return max(0.0, self.ends - time.monotonic())
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def create_connection(self, address: tuple[str, int], timeout: Any = None, *args: Any, **kwargs: Any) -> Any:
-        """``socket.create_connection`` bounded by the deadline, registering the socket."""
-        remaining = self.remaining()
-        if remaining <= 0:
-            raise TimeoutError(f"JWKS_TIMEOUT deadline of {self.seconds:g} s passed")
-        per_op = remaining if not isinstance(timeout, (int, float)) else min(float(timeout), remaining)
-        sock = socket.create_connection(address, per_op, *args, **kwargs)
-        with self._lock:
-            self._sockets.append(sock)
-            expired = self.expired
-        if expired:
-            self._expire()
-        return sock
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in; unusable URLs have no origin in common."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return "", url, -1
 
 
 def _connection_class(base: type[http.client.HTTPConnection], deadline: Deadline) -> Any:
@@ -170,7 +148,7 @@ def _opener(options: Options, deadline: Deadline) -> urllib.request.OpenerDirect
     if options.proxy is not None:
         proxies = {} if options.proxy == "" else {"http": options.proxy, "https": options.proxy}
         handlers.append(urllib.request.ProxyHandler(proxies))
-    handlers.append(_NoDowngrade() if options.follow_redirects else _RefuseRedirects())
+    handlers.append(_NoDowngrade(options) if options.follow_redirects else _RefuseRedirects())
     return urllib.request.build_opener(*handlers)
 
 
@@ -229,6 +207,9 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
     non-2xx (closed, ``.code`` kept), ``URLError`` / ``OSError`` / ``http.client.HTTPException``
     for transport failures, and :class:`JWKSResponseTooLarge` past ``JWKS_MAX_BYTES``.
     """
+    refusal = _refusal(url, options)
+    if refusal is not None:
+        raise refusal
     headers = dict(options.headers)
     if etag:
         headers["If-None-Match"] = etag
@@ -253,7 +234,8 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
             )  # fmt: skip
         raise
     except (OSError, http.client.HTTPException) as exc:
-        if deadline.expired and not isinstance(exc, TimeoutError):
+        cut = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+        if deadline.expired and not cut:  # a TimeoutError of the deadline's own says what it cut
             raise TimeoutError(f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed") from exc
         raise
     if len(body) > options.max_bytes:
@@ -270,6 +252,27 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
         response_headers.get("ETag"),
         response_headers.get("Last-Modified"),
     )
+
+
+def _refusal(url: str, options: Options) -> JWKSFailure | None:
+    """Why ``url`` is not even sent with these options (what the system checks report as errors)."""
+    unusable = [p for p in jwk_url_problems(url) if p.id.startswith("E")]  # E030, E031: what check reports
+    if unusable:
+        return JWKSFailure("config", f"{unusable[0].msg} (simplejwt_patches.{unusable[0].id})")
+    if options.proxy is None:  # the environment's proxy settings, as urllib's ProxyHandler() reads them
+        try:
+            scheme, host = urlsplit(url).scheme.lower(), urlsplit(url).hostname or ""
+            proxy = urllib.request.getproxies().get(scheme)
+            why = proxy_problem(proxy) if proxy and not urllib.request.proxy_bypass(host) else None
+        except (ValueError, OSError):
+            why = None
+        if why:
+            return JWKSFailure(
+                "config",
+                f"the environment's proxy for {scheme}:// URLs ({scheme.upper()}_PROXY): {why}; the request is not "
+                "sent (set SIMPLE_JWT_PATCHES['JWKS_PROXY'] to an http:// proxy, or '' to connect directly)",
+            )
+    return None
 
 
 def cache_lifetime(cache_control: str, options: Options) -> tuple[float, bool]:

@@ -125,7 +125,7 @@ def test_a_secret_header_value_is_never_echoed_by_checks():
 )
 def test_header_values_with_cr_or_lf_are_never_sent(name: str, value: str):
     options = build_options({"JWKS_HEADERS": {name: value}, "JWKS_SECRET_HEADERS": [name]})
-    if "\r" in value or "\n" in value:
+    if any(ord(c) > 0xFF or (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):  # CR/LF among them
         assert name not in options.headers
         assert any(p.id == "E012" for p in options.problems)
     else:
