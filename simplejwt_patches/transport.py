@@ -326,8 +326,19 @@ def fetch_payload(client: Any, options: Options | None = None, **conditional: st
     return fetch(client, options, **conditional)[0]
 
 
-def fetch(client: Any, options: Options | None = None, **conditional: str | None) -> tuple[dict[str, Any], RawResponse]:
-    """:func:`fetch_payload` returning the :class:`RawResponse` too (``payload`` is ``{}`` on a 304)."""
+def fetch(
+    client: Any,
+    options: Options | None = None,
+    *,
+    cached: tuple[dict[str, Any], int] | None = None,
+    **conditional: str | None,
+) -> tuple[dict[str, Any], RawResponse]:
+    """:func:`fetch_payload` returning the :class:`RawResponse` too.
+
+    ``cached`` is ``(payload, size in bytes)`` of the set a conditional request revalidates: on a
+    ``304`` it is the payload returned and what ``jwks_fetched`` and the DEBUG line report
+    (``payload`` is ``{}`` on a 304 without it).
+    """
     from . import signals
 
     options = options or get_options()
@@ -343,7 +354,7 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
             status = exc.code
             raise
         status = raw.status
-        payload = parse_key_set(raw.body) if raw.status != 304 else {}
+        payload = parse_key_set(raw.body) if raw.status != 304 else cached[0] if cached is not None else {}
         if raw.status != 304 and not pyjwt_caps().skips_unusable_keys:
             payload = _drop_unusable_keys(payload, shown)
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError, JWKSFailure) as exc:
@@ -381,14 +392,16 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
         if failure.category.reason_code == "jwks_unavailable":
             raise network_error(f'Fail to fetch data from the url, err: "{failure.detail}"') from failure
         raise content_error(f"The JWKS endpoint did not return a JSON key set: {failure.detail}") from failure
+    size = cached[1] if raw.status == 304 and cached is not None else len(raw.body)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
-            "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=miss, headers sent: %s",
+            "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=%s, headers sent: %s",
             shown,
             status,
             raw.elapsed_ms,
-            len(raw.body),
+            size,
             _summary(payload),
+            "revalidated" if raw.status == 304 else "miss",
             options.masked_headers(),
         )
     signals.send(
@@ -397,7 +410,7 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
         url=shown,
         status=status,
         duration_ms=raw.elapsed_ms,
-        size=len(raw.body),
+        size=size,
         kids=_kids(payload),
     )
     return payload, raw
