@@ -14,7 +14,16 @@ from typing import Any
 
 from .failures import JWKSFailure
 
-__all__ = ["MAX_DEPTH", "MAX_KEYS", "MAX_MEMBER_CHARS", "MAX_NAME_CHARS", "Dropped", "check_depth", "usable_signing_keys"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_KEYS",
+    "MAX_MEMBER_CHARS",
+    "MAX_NAME_CHARS",
+    "Dropped",
+    "check_depth",
+    "log_dropped",
+    "usable_signing_keys",
+]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
@@ -76,7 +85,11 @@ def _json_type(value: Any) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _bad_member(entry: dict[str, Any]) -> str | None:

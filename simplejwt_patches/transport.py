@@ -323,7 +323,7 @@ def fetch_payload(client: Any, options: Options | None = None, **conditional: st
     masked) and every failure at WARNING with the status or reason; sends the ``jwks_fetched`` /
     ``jwks_fetch_failed`` signals.
     """
-    return fetch(client, options, **conditional)[0]
+    return fetch(client, options, etag=conditional.get("etag"), last_modified=conditional.get("last_modified"))[0]
 
 
 def fetch(

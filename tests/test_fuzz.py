@@ -136,8 +136,9 @@ def test_any_settings_value_gives_check_messages_never_an_exception(raw):
 #: Members the usable-key rule types (strings, then lists of strings), and names it must ignore.
 _TYPED = ("kid", "kty", "alg", "use", "crv", "n", "e", "x", "y", "k", "x5u", "x5t", "x5t#S256", "key_ops", "x5c")
 _huge = st.integers(min_value=17_000, max_value=20_000).map(lambda n: "A" * n)  # 9 of them fit JWKS_MAX_BYTES
-_member_values = st.one_of(hostile_json, _huge, st.lists(_huge, max_size=1), st.dictionaries(st.text(max_size=3),
-                                                                                            _huge, max_size=1))  # fmt: skip
+_member_values = st.one_of(
+    hostile_json, _huge, st.lists(_huge, max_size=1), st.dictionaries(st.text(max_size=3), _huge, max_size=1)
+)
 
 
 def _must_drop(member: str, value: object) -> bool:
@@ -188,8 +189,8 @@ def test_any_json_in_any_member_keeps_the_good_key(api, idp, fresh_backend, capl
     indexes = [int(r.getMessage().split("key #", 1)[1].split(" ", 1)[0]) for r in lines]
     assert len(indexes) == len(set(indexes)), [r.getMessage()[:200] for r in lines]  # one line per entry
     assert position not in indexes
-    for index, entry in enumerate(entries):
+    for index in range(len(entries)):
         edit = edits[index if index < position else index - 1] if index != position else {}
         if any(_must_drop(m, v) for m, v in edit.items()):
-            (line,) = [r for r, i in zip(lines, indexes) if i == index]
+            (line,) = [r for r, i in zip(lines, indexes, strict=True) if i == index]
             assert line.levelno == logging.WARNING, line.getMessage()[:200]

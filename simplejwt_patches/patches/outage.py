@@ -92,7 +92,9 @@ def record_token_error(
         raise
 
 
-def serializer_validate(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def serializer_validate(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """A token serializer's ``validate``: a ``TokenError`` caused by a JWKS outage becomes the 503."""
     try:
         return wrapped(*args, **kwargs)
