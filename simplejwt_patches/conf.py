@@ -368,7 +368,8 @@ class Options:
     failure_status = Setting(
         "JWKS_FAILURE_STATUS", 401, choice(401, 503), "E011",
         doc="`503` answers JWKS outages with `503 Service Unavailable` + `Retry-After` so clients retry instead "
-        "of logging users out; token problems stay 401",
+        "of logging users out; token problems stay 401 (the API and SimpleJWT's `TokenVerifyView`, `TokenRefreshView`, "
+        "`TokenRefreshSlidingView`)",
     )  # fmt: skip
 
     def __init__(self, values: Mapping[str, Any], problems: tuple[Problem, ...] = ()) -> None:

@@ -9,8 +9,11 @@ A fingerprint ignores what cannot change behaviour: docstrings, comments, format
 annotations. It is the sha256 (first 16 hex digits) of a dump of the function's AST after
 
 * dropping the docstring statement of the function and of every nested function/class,
-* dropping every annotation (arguments, returns; ``x: T = v`` becomes ``x = v``, a bare
-  ``x: T`` is dropped),
+* dropping the annotations that cannot change behaviour: of arguments and returns, and of
+  annotated assignments (``x: T = v`` becomes ``x = v``); a bare ``x: T`` inside a function body
+  is kept without its ``T`` (it makes ``x`` local to the function, so a later read of a global
+  ``x`` becomes an ``UnboundLocalError``), while one with a complex target (``self.x: T``) or in a
+  class body only records an annotation and is dropped,
 * dumping with field names, without positions, and without fields that are ``None`` or empty
   lists - so the dump is the same on Python 3.10-3.13 (3.12 added ``type_params``, 3.13 changed
   ``ast.dump``'s defaults), which lets a table computed once by the tool be checked everywhere.
@@ -75,11 +78,17 @@ _SKIPPED: dict[type, frozenset[str]] = {
     ast.FunctionDef: frozenset({"returns", "type_comment"}),
     ast.AsyncFunctionDef: frozenset({"returns", "type_comment"}),
     ast.arg: frozenset({"annotation", "type_comment"}),
+    ast.AnnAssign: frozenset({"annotation"}),  # a bare ``x: T`` kept in a function body: only ``x`` counts
 }
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _dump(node: Any, out: list[str]) -> None:
+def _dropped(stmt: ast.stmt, in_function: bool) -> bool:
+    """Whether a statement is an annotation that binds nothing (``self.x: T``, or ``x: T`` outside a function)."""
+    return isinstance(stmt, ast.AnnAssign) and stmt.value is None and not (in_function and stmt.simple)
+
+
+def _dump(node: Any, out: list[str], in_function: bool = False) -> None:
     """Serialise ``node`` into ``out``, normalised in the same pass (no copy, no transformer).
 
     Like ``ast.dump(annotate_fields=True, include_attributes=False)`` but without fields that are
@@ -89,6 +98,10 @@ def _dump(node: Any, out: list[str]) -> None:
     if isinstance(node, ast.AST):
         if isinstance(node, ast.AnnAssign) and node.value is not None:  # ``x: T = v`` is ``x = v``
             node = ast.Assign(targets=[node.target], value=node.value)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            in_function = True
+        elif isinstance(node, ast.ClassDef):
+            in_function = False
         skipped = _SKIPPED.get(type(node), frozenset())
         out.append(type(node).__name__ + "(")
         for name in node._fields:
@@ -100,19 +113,19 @@ def _dump(node: Any, out: list[str]) -> None:
             if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
                 if name == "body" and isinstance(node, _DEFS) and _is_docstring(value[0]):
                     value = value[1:]
-                value = [v for v in value if not (isinstance(v, ast.AnnAssign) and v.value is None)]
+                value = [v for v in value if not _dropped(v, in_function)]
                 if not value:
                     if name != "body":
                         continue
                     value = [ast.Pass()]
             out.append(name + "=")
-            _dump(value, out)
+            _dump(value, out, in_function)
             out.append(",")
         out.append(")")
     elif isinstance(node, list):
         out.append("[")
         for item in node:
-            _dump(item, out)
+            _dump(item, out, in_function)
             out.append(",")
         out.append("]")
     else:

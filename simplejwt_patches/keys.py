@@ -14,7 +14,16 @@ from typing import Any
 
 from .failures import JWKSFailure
 
-__all__ = ["MAX_DEPTH", "MAX_KEYS", "Dropped", "check_depth", "usable_signing_keys"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_KEYS",
+    "MAX_MEMBER_CHARS",
+    "MAX_NAME_CHARS",
+    "Dropped",
+    "check_depth",
+    "log_dropped",
+    "usable_signing_keys",
+]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
@@ -23,7 +32,17 @@ MAX_KEYS = 100
 #: A JWK is at most 3 levels deep (set -> keys -> x5c); anything deeper is not a key set.
 MAX_DEPTH = 16
 
+#: Longest ``kid``, ``kty``, ``alg``, ``use`` or ``crv`` accepted (real ones are under 100 characters).
+MAX_NAME_CHARS = 1024
+#: Longest other string member (``n`` of a 16384-bit RSA key is 2,731 characters).
+MAX_MEMBER_CHARS = 16_384
+
 _ASYMMETRIC = frozenset({"RSA", "EC", "OKP"})
+#: RFC 7517/7518 members whose value must be a string when present (names, then key material).
+_NAMES = ("kid", "kty", "alg", "use", "crv")
+_STRINGS = (*_NAMES, "n", "e", "x", "y", "k", "d", "p", "q", "dp", "dq", "qi", "x5u", "x5t", "x5t#S256")
+#: Members whose value must be a list of strings when present.
+_STRING_LISTS = ("key_ops", "x5c")
 
 
 @dataclass(frozen=True)
@@ -54,24 +73,72 @@ def check_depth(value: Any) -> None:
 
 
 def _short(value: Any) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= 100 else None
+    """``value`` when it is a short, printable string (safe inside one log line), else ``None``."""
+    return value if isinstance(value, str) and 0 < len(value) <= 100 and value.isprintable() else None
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, for log lines (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _bad_member(entry: dict[str, Any]) -> str | None:
+    """Why a standard member present in ``entry`` has an unusable type or size, or ``None``.
+
+    ``null`` counts as absent for the optional members (some serialisers write ``"alg": null``);
+    a ``kty`` must be there.
+    """
+    for name in _STRINGS:
+        value = entry.get(name)
+        if value is None and (name != "kty" or name not in entry):
+            continue
+        if not isinstance(value, str):
+            return f"{name} is {_json_type(value)}, not a string"
+        limit = MAX_NAME_CHARS if name in _NAMES else MAX_MEMBER_CHARS
+        if len(value) > limit:
+            return f"{name} is longer than {limit} characters"
+    for name in _STRING_LISTS:
+        value = entry.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            return f"{name} is {_json_type(value)}, not a list of strings"
+        if not all(isinstance(item, str) for item in value):
+            return f"{name} holds a value that is not a string"
+    return None
 
 
 def _why_unusable(entry: Any, seen: set[str]) -> tuple[str, bool] | None:
+    """``(why, expected)`` when ``entry`` cannot verify tokens; decided by types first, so that any
+    JSON value in any member (a list, an object, NaN, a huge string) is a reason, never a crash."""
     if not isinstance(entry, dict):
-        return f"not a JSON object ({type(entry).__name__})", False
+        return f"not a JSON object ({_json_type(entry)})", False
     kid = entry.get("kid")
     if not isinstance(kid, str) or not kid:
         return "kid is not a non-empty string", False
+    bad = _bad_member(entry)
+    if bad is not None:
+        return bad, False
     use = entry.get("use")
     if use is not None and use != "sig":
-        return f"use is {_short(use) or type(use).__name__!r}, not a signing key", use == "enc"
+        return f"use is {use[:100]!r}, not a signing key", use == "enc"
     kty = entry.get("kty")
-    if kty not in _ASYMMETRIC:
-        return f"kty {_short(kty) or type(kty).__name__!r} is not an asymmetric key type (RSA, EC, OKP)", False
+    if kty not in _ASYMMETRIC:  # a string or absent: _bad_member refused every other type
+        shown = "absent" if kty is None else repr(kty[:100])
+        return f"kty {shown} is not an asymmetric key type (RSA, EC, OKP)", False
     alg = entry.get("alg")
-    if alg is not None and (not isinstance(alg, str) or alg == "none" or alg.startswith("HS")):
-        return f"alg {_short(alg) or type(alg).__name__!r} cannot sign with a public key", False
+    if alg is not None and (alg == "none" or alg.startswith("HS")):
+        return f"alg {alg[:100]!r} cannot sign with a public key", False
     if kid in seen:
         return "a key with the same kid came first", False
     return None

@@ -27,6 +27,7 @@ One :class:`KeySource` per managed ``PyJWKClient`` replaces PyJWT's lookup (fixe
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -60,6 +61,7 @@ class KeySet:
     storable: bool = True
     etag: str | None = None
     last_modified: str | None = None
+    size: int = 0  # bytes of the body it was parsed from (re-serialised when taken from the shared cache)
 
     def entry(self) -> dict[str, Any]:
         """What goes into the shared cache."""
@@ -84,6 +86,7 @@ def build_keyset(
     etag: str | None = None,
     last_modified: str | None = None,
     url: str | None = None,
+    size: int | None = None,
 ) -> KeySet:
     """Parse ``payload`` once into its usable signing keys (``PyJWKClientError`` from a
     :class:`~simplejwt_patches.failures.JWKSFailure` when there is none); ``url`` logs dropped keys."""
@@ -115,7 +118,16 @@ def build_keyset(
         storable=storable,
         etag=etag,
         last_modified=last_modified,
+        size=_json_size(payload) if size is None else size,
     )
+
+
+def _json_size(payload: dict[str, Any]) -> int:
+    """The size of ``payload`` as compact JSON, for a set whose body was not seen (primed, shared)."""
+    try:
+        return len(json.dumps(payload, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed from JSON, so serialisable
+        return 0
 
 
 class KeySource:
@@ -423,11 +435,15 @@ class KeySource:
     ) -> KeySet:
         # A demand refetch looks for a key the cached set lacks (or replaced): never conditional.
         conditional = {}
+        cached = None
         if previous is not None and not demand:
             conditional = {"etag": previous.etag, "last_modified": previous.last_modified}
-        payload, raw = fetch(client, options, **conditional)
+            cached = (previous.payload, previous.size)  # what a 304 reports (jwks_fetched, the DEBUG line)
+        payload, raw = fetch(client, options, cached=cached, **conditional)
         lifetime, storable = cache_lifetime(raw.cache_control, options)
-        if raw.status == 304 and previous is not None:
+        revalidated = raw.status == 304 and previous is not None
+        if revalidated:
+            assert previous is not None
             payload = previous.payload
         keyset = build_keyset(
             payload,
@@ -437,6 +453,7 @@ class KeySource:
             etag=raw.etag or (previous.etag if previous and raw.status == 304 else None),
             last_modified=raw.last_modified or (previous.last_modified if previous and raw.status == 304 else None),
             url=safe_url(str(client.uri)),
+            size=previous.size if revalidated and previous is not None else len(raw.body),
         )
         cache = getattr(client, "jwk_set_cache", None)
         if cache is not None:  # keep PyJWT's own cache in step for direct users of the client

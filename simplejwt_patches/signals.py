@@ -5,7 +5,8 @@ authentication. The sender is the class of the object involved (``PyJWKClient`` 
 ``JWTAuthentication``). No signal carries a token, a signature or a secret header value.
 
 ``jwks_fetched(sender, client, url, status, duration_ms, size, kids)``
-    A managed JWKS client fetched the key set (``url`` without credentials or query).
+    A managed JWKS client fetched the key set (``url`` without credentials or query); after a
+    ``304 Not Modified``, ``size`` and ``kids`` are those of the cached set it revalidated.
 ``jwks_fetch_failed(sender, client, url, status, reason, kind, exception, duration_ms)``
     A fetch failed; ``status`` is the HTTP status or ``None``; ``reason`` e.g. ``"HTTP 403 Forbidden"``;
     ``kind`` one of :data:`simplejwt_patches.failures.CATEGORIES` (``refused``, ``status``, ...).

@@ -326,11 +326,22 @@ def fetch_payload(client: Any, options: Options | None = None, **conditional: st
     masked) and every failure at WARNING with the status or reason; sends the ``jwks_fetched`` /
     ``jwks_fetch_failed`` signals.
     """
-    return fetch(client, options, **conditional)[0]
+    return fetch(client, options, etag=conditional.get("etag"), last_modified=conditional.get("last_modified"))[0]
 
 
-def fetch(client: Any, options: Options | None = None, **conditional: str | None) -> tuple[dict[str, Any], RawResponse]:
-    """:func:`fetch_payload` returning the :class:`RawResponse` too (``payload`` is ``{}`` on a 304)."""
+def fetch(
+    client: Any,
+    options: Options | None = None,
+    *,
+    cached: tuple[dict[str, Any], int] | None = None,
+    **conditional: str | None,
+) -> tuple[dict[str, Any], RawResponse]:
+    """:func:`fetch_payload` returning the :class:`RawResponse` too.
+
+    ``cached`` is ``(payload, size in bytes)`` of the set a conditional request revalidates: on a
+    ``304`` it is the payload returned and what ``jwks_fetched`` and the DEBUG line report
+    (``payload`` is ``{}`` on a 304 without it).
+    """
     from . import signals
 
     options = options or get_options()
@@ -346,7 +357,7 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
             status = exc.code
             raise
         status = raw.status
-        payload = parse_key_set(raw.body) if raw.status != 304 else {}
+        payload = parse_key_set(raw.body) if raw.status != 304 else cached[0] if cached is not None else {}
         if raw.status != 304 and not pyjwt_caps().skips_unusable_keys:
             payload = _drop_unusable_keys(payload, shown)
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError, JWKSFailure) as exc:
@@ -384,14 +395,16 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
         if failure.category.reason_code == "jwks_unavailable":
             raise network_error(f'Fail to fetch data from the url, err: "{failure.detail}"') from failure
         raise content_error(f"The JWKS endpoint did not return a JSON key set: {failure.detail}") from failure
+    size = cached[1] if raw.status == 304 and cached is not None else len(raw.body)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
-            "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=miss, headers sent: %s",
+            "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=%s, headers sent: %s",
             shown,
             status,
             raw.elapsed_ms,
-            len(raw.body),
+            size,
             _summary(payload),
+            "revalidated" if raw.status == 304 else "miss",
             options.masked_headers(),
         )
     signals.send(
@@ -400,7 +413,7 @@ def fetch(client: Any, options: Options | None = None, **conditional: str | None
         url=shown,
         status=status,
         duration_ms=raw.elapsed_ms,
-        size=len(raw.body),
+        size=size,
         kids=_kids(payload),
     )
     return payload, raw

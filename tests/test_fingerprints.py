@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,7 @@ def f(self, token=None, *, verify=True):
     # a comment where the docstring was
 
     x = 1
+    y: "another annotation"
 
     if verify:  # trailing comment
         return g(
@@ -82,6 +84,25 @@ METHOD = "class C:\n    " + BASE.strip().replace("\n", "\n    ") + "\n"
 def test_docstrings_comments_blank_lines_and_annotations_do_not_count():
     assert fingerprint_source(BASE) == fingerprint_source(COSMETIC)
     assert len(fingerprint_source(BASE)) == 16
+
+
+def test_a_bare_annotation_in_a_function_body_counts():
+    """Issue 16 point 12: ``name: T`` alone makes ``name`` local (a later read of the global is an
+    ``UnboundLocalError``), so adding or removing one changes the fingerprint; its ``T`` does not."""
+    without = BASE.replace("    y: int\n", "")
+    assert fingerprint_source(without) != fingerprint_source(BASE)
+    shadowing = BASE.replace("    y: int\n", "    g: type\n")
+    assert fingerprint_source(shadowing) not in (fingerprint_source(BASE), fingerprint_source(without))
+    namespace: dict[str, object] = {"g": lambda *args: args}
+    exec(compile(textwrap.dedent(shadowing), "<fp-test>", "exec"), namespace)
+    with pytest.raises(UnboundLocalError):
+        namespace["f"](None, "t")  # type: ignore[operator]
+    nested = BASE.replace("    y: int\n", "    if verify:\n        y: int\n")
+    assert fingerprint_source(nested) != fingerprint_source(nested.replace("        y: int\n", "        pass\n"))
+    # Annotations that bind nothing still do not count: a complex target, a class body.
+    assert fingerprint_source(BASE.replace("    y: int\n", "    y: int\n    self.z: int\n")) == fingerprint_source(BASE)
+    in_class = BASE.replace("    y: int\n", "    y: int\n    class K:\n        a: int\n        b = 1\n")
+    assert fingerprint_source(in_class) == fingerprint_source(in_class.replace("        a: int\n", ""))
 
 
 def test_a_semantic_change_counts():
@@ -279,6 +300,17 @@ def _rewrite_cosmetic(source: str, qualname: str) -> str:
     return "".join(lines)
 
 
+def _rewrite_bare_annotation(source: str, qualname: str) -> str:
+    """A bare ``TokenError: type`` as the method's first statement: every later ``raise TokenError``
+    becomes an ``UnboundLocalError`` (an HTTP 500), while only an annotation was added."""
+    node = find_definition(source, qualname)
+    assert isinstance(node, ast.FunctionDef)
+    first = next(s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)))
+    lines = source.splitlines(keepends=True)
+    lines[first.lineno - 1 : first.lineno - 1] = [f"{' ' * first.col_offset}TokenError: type\n"]
+    return "".join(lines)
+
+
 def _rewrite_semantic(source: str, qualname: str) -> str:
     """One harmless but real change: an extra statement in the method body."""
     node = find_definition(source, qualname)
@@ -305,10 +337,11 @@ def sdist_tree(tmp_path_factory) -> Path:
     return root / "rest_framework_simplejwt"
 
 
-def build(sdist_tree: Path, dest: Path, version: str, *, semantic: str | None = None) -> Path:
+def build(sdist_tree: Path, dest: Path, version: str, *, semantic: str | None = None, edit=None) -> Path:
     """Install a rewritten copy as release ``version``: the package and its dist-info on a path.
 
-    Every patched method changes cosmetically; ``semantic`` names one that also changes meaning.
+    Every patched method changes cosmetically; ``semantic`` names one that also changes meaning
+    (by ``edit``, default :func:`_rewrite_semantic`).
     """
     pkg = dest / "rest_framework_simplejwt"
     shutil.copytree(sdist_tree, pkg)
@@ -316,7 +349,7 @@ def build(sdist_tree: Path, dest: Path, version: str, *, semantic: str | None = 
         path = dest.joinpath(*module.split(".")).with_suffix(".py")
         text = _rewrite_cosmetic(path.read_text(encoding="utf-8"), qualname)
         if qualname == semantic:
-            text = _rewrite_semantic(text, qualname)
+            text = (edit or _rewrite_semantic)(text, qualname)
         path.write_text(text, encoding="utf-8")
     dist = dest / f"djangorestframework_simplejwt-{version}.dist-info"
     dist.mkdir()
@@ -396,6 +429,22 @@ def test_pinned_release_with_an_edited_method_is_reported(idp, sdist_tree, tmp_p
     assert [c["id"] for c in result["checks"] if c["id"].startswith("simplejwt_patches.W03")] == [
         "simplejwt_patches.W031"
     ] * len(skipped)
+
+
+@newest_cell_only
+def test_pinned_release_with_a_bare_annotation_added_is_reported(idp, sdist_tree, tmp_path):
+    """Issue 16 point 12: ``TokenError: type`` added inside ``Token.__init__`` turned every rejected
+    token into an UnboundLocalError (500), yet the fingerprint was unchanged: still proven, no W031."""
+    site = build(sdist_tree, tmp_path, NEWEST.simplejwt, semantic="Token.__init__", edit=_rewrite_bare_annotation)
+    assert "TokenError: type\n" in (site / "rest_framework_simplejwt" / "tokens.py").read_text()
+    result = probe(idp, site, register_sensitive_token(idp.mint()))
+    assert result["status"] == 200, result
+    wraps_init = {fid for fid in NEWEST.fixers if "Token.__init__" in REGISTRY.get(fid).target}
+    skipped = {f["id"]: f["reason"] for f in result["fixers"] if f["state"] == "skipped"}
+    assert set(skipped) == wraps_init, skipped
+    assert set(skipped.values()) == {f"Token.__init__ changed (last proven on {NEWEST.simplejwt})"}
+    w031 = [c for c in result["checks"] if c["id"] == "simplejwt_patches.W031"]
+    assert len(w031) == len(wraps_init) and all("Token.__init__" in c["msg"] for c in w031)
 
 
 def test_doctor_says_how_each_fixer_was_selected():

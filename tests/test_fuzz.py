@@ -18,7 +18,14 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tests.helpers import craft
-from tests.strategies import cache_controls, key_set_bodies, setting_values, token_claims, token_headers
+from tests.strategies import (
+    cache_controls,
+    hostile_json,
+    key_set_bodies,
+    setting_values,
+    token_claims,
+    token_headers,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +131,66 @@ def test_any_settings_value_gives_check_messages_never_an_exception(raw):
     with override_settings(SIMPLE_JWT_PATCHES=raw):
         messages = check_settings() + check_disable()
     assert all(m.id.startswith("simplejwt_patches.") for m in messages)
+
+
+#: Members the usable-key rule types (strings, then lists of strings), and names it must ignore.
+_TYPED = ("kid", "kty", "alg", "use", "crv", "n", "e", "x", "y", "k", "x5u", "x5t", "x5t#S256", "key_ops", "x5c")
+_huge = st.integers(min_value=17_000, max_value=20_000).map(lambda n: "A" * n)  # 9 of them fit JWKS_MAX_BYTES
+_member_values = st.one_of(
+    hostile_json, _huge, st.lists(_huge, max_size=1), st.dictionaries(st.text(max_size=3), _huge, max_size=1)
+)
+
+
+def _must_drop(member: str, value: object) -> bool:
+    """Whether this member value makes any entry unusable: a wrong JSON type, or a string too long."""
+    from simplejwt_patches.keys import MAX_MEMBER_CHARS, MAX_NAME_CHARS
+
+    if member not in _TYPED:
+        return False
+    if value is None:
+        return member in ("kid", "kty")
+    if member in ("key_ops", "x5c"):
+        return not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+    if not isinstance(value, str):
+        return True
+    return len(value) > (MAX_NAME_CHARS if member in ("kid", "kty", "alg", "use", "crv") else MAX_MEMBER_CHARS)
+
+
+@fuzz(KEYSETS)
+@given(
+    data=st.data(),
+    edits=st.lists(
+        st.dictionaries(st.sampled_from([*_TYPED, "d", "oth", "ext", "x-vendor"]), _member_values, min_size=1,
+                        max_size=3),
+        min_size=1, max_size=3,
+    ),
+)  # fmt: skip
+def test_any_json_in_any_member_keeps_the_good_key(api, idp, fresh_backend, caplog, data, edits):
+    """Issue 16 point 15: one entry whose kty is a list or an object made every token a 401, unlogged.
+
+    Each hostile entry is the good key under another kid with some members replaced by any JSON;
+    the good key still verifies (200) and every entry a member makes unusable gets one WARNING line.
+    """
+    import json
+    import logging
+
+    good = next(k for k in idp.jwks()["keys"] if k.get("use") == "sig")
+    hostile = [{**good, "kid": f"hostile-{i}", **edit} for i, edit in enumerate(edits)]
+    position = data.draw(st.integers(min_value=0, max_value=len(hostile)))
+    entries = [*hostile[:position], good, *hostile[position:]]
+    idp.jwks_body = json.dumps({"keys": entries}).encode()
+    fresh_backend()
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, "simplejwt_patches"):
+        response = api(_token(idp))
+    STATS["keysets"] += 1
+    assert response.status_code == 200, (response.status_code, edits, response.content[:300])
+    lines = [r for r in caplog.records if r.name == "simplejwt_patches.jwks" and "is not used" in r.getMessage()]
+    indexes = [int(r.getMessage().split("key #", 1)[1].split(" ", 1)[0]) for r in lines]
+    assert len(indexes) == len(set(indexes)), [r.getMessage()[:200] for r in lines]  # one line per entry
+    assert position not in indexes
+    for index in range(len(entries)):
+        edit = edits[index if index < position else index - 1] if index != position else {}
+        if any(_must_drop(m, v) for m, v in edit.items()):
+            (line,) = [r for r, i in zip(lines, indexes, strict=True) if i == index]
+            assert line.levelno == logging.WARNING, line.getMessage()[:200]

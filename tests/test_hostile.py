@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
@@ -218,3 +219,42 @@ def test_nan_max_age_with_the_shared_cache_is_not_a_500(api, idp, redis, fresh_b
             for _ in range(10):
                 assert api(idp.mint()).status_code == 200
     assert len(idp.jwks_requests()) == 1  # the other "processes" adopted the published set
+
+
+def _dropped_lines(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "simplejwt_patches.jwks" and "is not used" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("kty", ["RSA"]),
+        ("kty", {"RSA": True}),
+        ("kty", 7),
+        ("kty", True),
+        ("kty", None),
+        ("kty", float("nan")),
+        ("kty", "R" * 100_000),
+        ("kid", "k" * 100_000),
+        ("alg", {"RS256": 1}),
+        ("use", ["sig"]),
+        ("key_ops", "verify"),
+        ("key_ops", [["verify"]]),
+        ("e", ["AQAB"]),
+        ("n", {"n": 1}),
+        ("crv", ["P-256"]),
+        ("x5c", [{"cert": 1}]),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, str) or len(v) > 20 else v,
+)
+def test_a_key_with_any_json_type_in_a_member_is_dropped_with_one_warning(api, idp, caplog, member, value):
+    """Issue 16 point 15: ``kty`` as a list or an object next to a good key made every token a 401
+    (a TypeError from the membership test) and nothing was logged."""
+    good = idp.jwks()["keys"]
+    signing = next(k for k in good if k["use"] == "sig")
+    idp.jwks_body = json.dumps({"keys": [{**signing, "kid": "hostile-member", member: value}, *good]}).encode()
+    with caplog.at_level(logging.DEBUG, "simplejwt_patches"):
+        response = api(idp.mint())
+    assert response.status_code == 200, response.content
+    (warning,) = [r.getMessage() for r in _dropped_lines(caplog) if r.levelno == logging.WARNING]
+    assert "key #0 (kid " in warning and f": {member} " in warning, warning

@@ -124,3 +124,26 @@ def test_error_detail_can_be_forced_off_under_debug(api, idp):
     idp.mode = Mode.FORBIDDEN
     with override_settings(DEBUG=True, SIMPLE_JWT_PATCHES={"EXPOSE_ERROR_DETAIL": False}):
         assert api(idp.mint()).json() == expected_body()
+
+
+@pytest.mark.fixer("pyjwt.client.key-source")
+def test_fetch_signal_after_304_reports_the_cached_set(api, idp, received):
+    """Issue 16 point 13: a ``304 Not Modified`` revalidation reported ``size=0, kids=[]``."""
+    from freezegun import freeze_time
+
+    idp.etags = True
+    with override_settings(SIMPLE_JWT_PATCHES={"JWKS_REFRESH_AHEAD": 0, "JWKS_CACHE_LIFESPAN": 60}):
+        with freeze_time() as clock:
+            assert api(idp.mint()).status_code == 200
+            clock.tick(61)
+            assert api(idp.mint()).status_code == 200  # stale-while-revalidate: the refresh runs in the background
+            from rest_framework_simplejwt import state
+
+            from simplejwt_patches.clients import state_of
+
+            assert state_of(state.token_backend.jwks_client).key_source().wait_idle(5)
+    assert [r.status for r in idp.jwks_requests()] == [200, 304]
+    first, revalidated = (kwargs for name, kwargs in received if name == "jwks_fetched")
+    assert first["status"] == 200 and revalidated["status"] == 304
+    assert revalidated["kids"] == first["kids"] and idp.active_kid in revalidated["kids"]
+    assert revalidated["size"] == first["size"] > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -73,21 +72,6 @@ def _expose(exc: BaseException, failures: list[tuple[str, BaseException]], raw: 
             message["reason"] = ErrorDetail(redact(reason, raw), code="reason")
 
 
-def _unavailable(cause: BaseException | None) -> BaseException | None:
-    """With ``JWKS_FAILURE_STATUS = 503``: the 503 to raise when the key set itself is unavailable."""
-    from ..conf import get_options
-
-    options = get_options()
-    if options.failure_status != 503 or cause is None:
-        return None
-    code, _ = classify(cause)
-    if code not in ("jwks_unavailable", "jwks_invalid"):
-        return None
-    from ..exceptions import JWKSUnavailable
-
-    return JWKSUnavailable(wait=max(1, math.ceil(options.refetch_cooldown)))
-
-
 def _tried(exc: BaseException) -> list[str]:
     detail = getattr(exc, "detail", None)
     messages = detail.get("messages", []) if isinstance(detail, dict) else []
@@ -130,10 +114,7 @@ def get_validated_token(
         if cause is not None and exc.__cause__ is None:
             exc.__cause__ = cause
         raw = args[0] if args else kwargs.get("raw_token")
-        _report(instance, exc, cause, failures, raw)
-        unavailable = _unavailable(cause)
-        if unavailable is not None:
-            raise unavailable from cause
+        _report(instance, exc, cause, failures, raw)  # JWKS_FAILURE_STATUS: the outage.failure-status fixer
         if logger.isEnabledFor(logging.DEBUG):
             root = root_cause(exc)
             logger.debug(
