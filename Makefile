@@ -34,6 +34,10 @@ redis:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@redis-server --version
+	@command -v ip >/dev/null || { \
+	  echo "apt-get: installing Debian's iproute2 (the deadline tests bring up lo in a network namespace)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq iproute2 >/dev/null; }
 
 # The OpenID Provider tests run oidc-provider (npm, tests/oidc/package-lock.json) on Node.js 18.12+.
 node:

@@ -2,8 +2,8 @@
 
 Each test runs one cold request in a network and mount namespace of its own
 (tests/project/netns_request.py): ``/etc/resolv.conf`` points at a UDP socket on 127.0.0.1:53 that
-receives and never answers, and ``/etc/hosts`` maps ``multi.test`` to three addresses whose packets
-are dropped. Nothing is mocked: glibc's resolver and the kernel's TCP stack do the waiting.
+receives and never answers, and ``/etc/hosts`` maps ``multi.test`` to three loopback addresses whose
+listeners' accept queues are full (every SYN dropped). Nothing is mocked: glibc's resolver and the kernel's TCP stack do the waiting.
 Skipped only where the kernel refuses the namespaces.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from simplejwt_patches.deadline import MARGIN
+from tests.project.netns_request import UNREACHABLE
 from tests.servers import ROOT, project_env
 
 TIMEOUT = 1.0
@@ -45,7 +46,7 @@ def namespace() -> list[str]:
 def _request(namespace: list[str], tmp_path: Path, idp: Any, jwk_url: str) -> dict[str, Any]:
     (tmp_path / "resolv.conf").write_text(f"nameserver 127.0.0.1\noptions timeout:{RESOLVER_WAIT} attempts:1\n")
     (tmp_path / "hosts").write_text(
-        "127.0.0.1 localhost\n::1 localhost\n" + "".join(f"10.9.0.{i} multi.test\n" for i in (2, 3, 4))
+        "127.0.0.1 localhost\n::1 localhost\n" + "".join(f"{host} multi.test\n" for host in UNREACHABLE)
     )
     env = project_env(
         tmp_path / "db.sqlite3",

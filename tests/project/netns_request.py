@@ -1,9 +1,10 @@
 """One cold request inside a network and mount namespace of its own (tests/test_deadline_netns.py).
 
 Run as ``unshare --net --mount -- python -m tests.project.netns_request <dir>``. Inside the new
-namespaces it brings up ``lo``, routes ``10.9.0.0/24`` into ``lo`` (packets to those addresses are
-silently dropped: a connect hangs until its timeout), bind-mounts ``<dir>/resolv.conf`` and
-``<dir>/hosts`` over ``/etc`` (a resolver on 127.0.0.1:53, names mapped to dropped addresses),
+namespaces it brings up ``lo`` (the only interface: nothing can leave), makes 127.0.0.2-4 port 443
+unreachable the way an overloaded host is (a listener whose accept queue is full: the kernel drops
+every further SYN, so a connect hangs until its timeout), bind-mounts ``<dir>/resolv.conf`` and
+``<dir>/hosts`` over ``/etc`` (a resolver on 127.0.0.1:53, names mapped to those addresses),
 and binds that resolver's UDP port without ever answering. Then one request goes through DRF's
 real request path with the project's settings (``SJP_*``, see tests/project/settings.py).
 
@@ -23,17 +24,41 @@ import time
 from typing import Any
 
 
-def _setup(directory: str) -> socket.socket:
+#: Addresses ``/etc/hosts`` maps ``multi.test`` to (tests/test_deadline_netns.py), all unreachable.
+UNREACHABLE = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+
+def _unreachable(host: str) -> list[socket.socket]:
+    """A listener on ``host``:443 with a full accept queue (kept open): further connects hang."""
+    listener = socket.socket()
+    listener.bind((host, 443))
+    listener.listen(0)
+    held = [listener]
+    for _ in range(2):  # listen(0) queues one connection; the second fills it
+        client = socket.socket()
+        client.setblocking(False)
+        try:
+            client.connect((host, 443))
+        except BlockingIOError:
+            pass
+        held.append(client)
+    return held
+
+
+def _setup(directory: str) -> list[socket.socket]:
     for command in (
         ["ip", "link", "set", "lo", "up"],
-        ["ip", "route", "add", "10.9.0.0/24", "dev", "lo"],
         ["mount", "--bind", os.path.join(directory, "resolv.conf"), "/etc/resolv.conf"],
         ["mount", "--bind", os.path.join(directory, "hosts"), "/etc/hosts"],
     ):
         subprocess.run(command, check=True, capture_output=True, timeout=10)
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the resolver: receives, never answers
     silent.bind(("127.0.0.1", 53))
-    return silent
+    held = [silent]
+    for host in UNREACHABLE:
+        held += _unreachable(host)
+    time.sleep(0.1)  # let the filling handshakes settle
+    return held
 
 
 class _Lines(logging.Handler):
@@ -46,7 +71,7 @@ class _Lines(logging.Handler):
 
 
 def main(directory: str) -> dict[str, Any]:
-    resolver = _setup(directory)
+    held = _setup(directory)
     import django
 
     django.setup()
@@ -74,7 +99,8 @@ def main(directory: str) -> dict[str, Any]:
     response = client.get("/api/whoami")
     elapsed = time.monotonic() - started
     failure = find_failure(views.LAST_EXCEPTION[0]) if views.LAST_EXCEPTION else None
-    resolver.close()
+    for sock in held:
+        sock.close()
     return {
         "status": response.status_code,
         "elapsed": elapsed,
