@@ -3,7 +3,8 @@
 Each test runs one cold request in a network and mount namespace of its own
 (tests/project/netns_request.py): ``/etc/resolv.conf`` points at a UDP socket on 127.0.0.1:53 that
 receives and never answers, and ``/etc/hosts`` maps ``multi.test`` to three loopback addresses whose
-listeners' accept queues are full (every SYN dropped). Nothing is mocked: glibc's resolver and the kernel's TCP stack do the waiting.
+listeners' accept queues are full (every SYN dropped). Nothing is mocked: glibc's resolver and the
+kernel's TCP stack do the waiting.
 Skipped only where the kernel refuses the namespaces.
 """
 

@@ -23,7 +23,6 @@ import sys
 import time
 from typing import Any
 
-
 #: Addresses ``/etc/hosts`` maps ``multi.test`` to (tests/test_deadline_netns.py), all unreachable.
 UNREACHABLE = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
