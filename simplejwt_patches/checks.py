@@ -30,6 +30,7 @@ __all__ = [
     "check_jwks_live",
     "check_patches",
     "check_settings",
+    "check_shared_cache",
     "check_user_lookup",
     "check_version",
     "checks_markdown",
@@ -71,6 +72,8 @@ CHECK_IDS: tuple[CheckId, ...] = (
     CheckId("W032", "SimpleJWT's source is not available: fingerprints not checked, the version rule applies"),
     CheckId("W040", '`USER_ID_CLAIM = "sub"` with an integer `USER_ID_FIELD` and `JWTAuthentication` (every IdP token '
             "fails the user lookup)"),
+    CheckId("E050", "`JWKS_SHARED_CACHE` names a cache whose backend unpickles what it reads (names the alias, the "
+            "backend and why)"),
     CheckId("E105", '`JWK_URL` has no signing key for `SIMPLE_JWT["ALGORITHM"]`', deploy=True),
     CheckId("W106", 'the discovery document next to `JWK_URL` names another `issuer` than `SIMPLE_JWT["ISSUER"]`',
             deploy=True),
@@ -319,5 +322,36 @@ def check_user_lookup(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
             hint=USER_LOOKUP_FIXES[0].upper() + USER_LOOKUP_FIXES[1:] + ".",
             obj="SIMPLE_JWT",
             id="simplejwt_patches.W040",
+        )
+    ]
+
+
+@checks.register(TAG, checks.Tags.security)
+def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E050: ``JWKS_SHARED_CACHE`` must be a cache the key set can be read from as plain bytes."""
+    from django.utils.module_loading import import_string
+
+    from .cache_store import refusal
+
+    alias = get_options().shared_cache
+    if not alias:
+        return []
+    conf = (getattr(settings, "CACHES", None) or {}).get(alias)
+    backend = str(conf.get("BACKEND", "")) if isinstance(conf, dict) else ""
+    try:  # the class only: nothing is built or connected
+        why = refusal(import_string(backend))
+        if why:
+            why += ": whoever can write that cache could run code in every worker"
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported, never raised
+        why = f"it cannot be imported ({type(exc).__name__}: {str(exc)[:200]})"
+    if not why:
+        return []
+    return [
+        checks.Error(
+            f"{SETTING}['JWKS_SHARED_CACHE'] = {alias!r}: the cache backend {backend[:200]} is refused, because {why}.",
+            hint="Use Django's RedisCache (django.core.cache.backends.redis.RedisCache) or django-redis, whose raw "
+            "client reads plain bytes; until then every process fetches the key set on its own.",
+            obj=SETTING,
+            id="simplejwt_patches.E050",
         )
     ]

@@ -33,14 +33,14 @@ import math
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .conf import Options, get_options
 from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
 from .keys import log_dropped, usable_signing_keys
-from .shared_cache import SharedCache
+from .shared_cache import SharedCache, adoptable
 from .transport import cache_lifetime, errors, fetch
 
 __all__ = ["KeySet", "KeySource", "build_keyset"]
@@ -62,11 +62,12 @@ class KeySet:
     etag: str | None = None
     last_modified: str | None = None
     size: int = 0  # bytes of the body it was parsed from (re-serialised when taken from the shared cache)
+    generation: int = 0  # the fleet's count of published sets when this one was fetched or adopted
 
     def entry(self) -> dict[str, Any]:
-        """What goes into the shared cache."""
+        """What goes into the shared cache (sealed with the URL by ``shared_cache.seal_entry``)."""
         return {
-            "v": 1,
+            "generation": self.generation,
             "payload": self.payload,
             "fetched": self.fetched_wall,
             "expires": self.expires_wall,
@@ -74,6 +75,10 @@ class KeySet:
             "etag": self.etag,
             "last_modified": self.last_modified,
         }
+
+    def with_generation(self, generation: int) -> KeySet:
+        """This set as the fleet's ``generation``-th published one."""
+        return replace(self, generation=generation)
 
 
 def build_keyset(
@@ -293,7 +298,7 @@ class KeySource:
         assert options.shared_cache
         url = self._url()
         entry = SharedCache(options.shared_cache).get(url)
-        if entry is None or entry["fetched"] <= seen.fetched_wall or entry["expires"] <= now[1]:
+        if entry is None or not adoptable(entry, seen, now[1], options):
             return None
         try:
             keyset = self._adopt(entry, url, now)
@@ -389,9 +394,9 @@ class KeySource:
             return self._network(client, options, previous, now, demand=demand)
         return SharedCache(options.shared_cache).refresh(
             url,
-            fetch=lambda: self._network(client, options, previous, now, demand=demand),
+            fetch=lambda timeout=None: self._network(client, _within(options, timeout), previous, now, demand=demand),
             adopt=lambda entry: self._adopt(entry, url, now),
-            since=previous.fetched_wall if previous else None,
+            seen=previous,
             wall=now[1],
             options=options,
         )
@@ -402,7 +407,7 @@ class KeySource:
         if not options.shared_cache or client is None:
             return None
         url = str(client.uri)
-        entry = SharedCache(options.shared_cache).stale(url, now[1], options.stale_if_error)
+        entry = SharedCache(options.shared_cache).stale(url, now[1], options)
         if entry is None:
             return None
         try:
@@ -424,7 +429,7 @@ class KeySource:
             fetched_wall=entry["fetched"],
             etag=entry.get("etag"),
             last_modified=entry.get("last_modified"),
-        )
+        ).with_generation(entry["generation"])
         logger.debug(
             "JWKS for %s taken from the shared cache (fetched %.0f s ago)", safe_url(url), now[1] - entry["fetched"]
         )
@@ -516,6 +521,13 @@ def _same_jwk(a: Any, b: Any) -> bool:
             k: db.get(k) for k in ("kty", "n", "e", "x", "y", "crv", "k")
         }
     return False
+
+
+def _within(options: Options, timeout: float | None) -> Options:
+    """``options`` with ``JWKS_TIMEOUT`` cut to what is left of a deadline (after a shared-cache lock wait)."""
+    if timeout is None or timeout >= options.timeout:
+        return options
+    return Options({**options._values, "JWKS_TIMEOUT": max(timeout, 0.001)}, options.problems)
 
 
 def _connection_error(message: str) -> BaseException:

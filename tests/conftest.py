@@ -247,7 +247,9 @@ def redis(redis_server: str) -> str:
     import django
 
     if django.VERSION < (4, 0):
-        pytest.skip("Django < 4.0 has no built-in RedisCache (the shared cache works with any cache backend)")
+        pytest.skip(
+            "Django < 4.0 has no built-in RedisCache (the shared cache needs a raw Redis client there: django-redis)"
+        )
     import redis as redis_lib
 
     redis_lib.Redis.from_url(redis_server).flushall()

@@ -133,3 +133,12 @@ def use_simple_jwt(monkeypatch: Any, **overrides: Any) -> None:
     )
     for module in (authentication, tokens, sj_settings):
         monkeypatch.setattr(module, "api_settings", new)
+
+
+def raw_redis(alias: str = "jwks") -> tuple[Any, Any]:
+    """``(client, name)`` of a RedisCache alias: its raw redis-py client (bytes in, bytes out, nothing
+    unpickled) and ``name(key)``, the full key Django makes (prefix, version) -- what the package uses."""
+    from django.core.cache import caches
+
+    cache = caches[alias]
+    return cache._cache.get_client(None, write=True), cache.make_key

@@ -114,6 +114,83 @@ def test_any_shared_cache_entry_is_ignored_unless_authentic(api, idp, fresh_back
     assert response.status_code == 200, response.content[:300]
 
 
+class _Planted:
+    """A pickle that creates ``marker`` when loaded: a code execution, if it ever happens."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "a"))
+
+
+@st.composite
+def _raw_cache_values(draw, url: str, marker: str, forged_keys: list[dict[str, object]]) -> bytes:
+    """Bytes an attacker who can write Redis (but lacks SECRET_KEY) may put at the package's keys."""
+    import json
+    import pickle
+    import time
+
+    kind = draw(st.sampled_from(["bytes", "code", "pickle", "forged", "forged", "prefix"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=300))
+    if kind == "code":
+        return pickle.dumps(_Planted(marker), protocol=draw(st.integers(min_value=0, max_value=5)))
+    if kind == "pickle":
+        old_format = st.fixed_dictionaries({"v": st.just(2), "body": st.text(max_size=20), "mac": st.text(max_size=64)})
+        return pickle.dumps(draw(st.one_of(setting_values, old_format)))
+    now = time.time()
+    body = {"url": url, "generation": draw(st.integers(min_value=0, max_value=2**60)), "fetched": now,
+            "expires": now + 300, "lifetime": 300.0, "etag": None, "last_modified": None,
+            "payload": {"keys": forged_keys}}  # fmt: skip
+    text = json.dumps(body) if kind == "forged" else draw(st.text(max_size=60))
+    mac = draw(st.one_of(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map(str.encode),
+                         st.binary(min_size=64, max_size=64), st.binary(max_size=70)))  # fmt: skip
+    return b"sjp-jwks-3\n" + mac + b"\n" + text.encode("utf-8", "surrogatepass")
+
+
+CODE_RUNS = {"runs": 0, "forgeries": 0}
+_ATTACKER: dict[str, object] = {}
+
+
+@fuzz(min(KEYSETS, 300))
+@given(data=st.data(), keys=st.lists(st.sampled_from(["", ":lock", ":demand"]), min_size=1, max_size=3, unique=True))
+def test_raw_bytes_and_pickles_in_redis_never_run_or_plant_a_key(api, idp, redis, fresh_backend, data, keys,
+                                                                 tmp_path_factory):  # fmt: skip
+    """Issue 16: Django's RedisCache unpickled whatever the cache held, before the seal was checked."""
+    import json
+
+    from django.core.cache import caches
+    from jwt.algorithms import RSAAlgorithm
+
+    from simplejwt_patches.shared_cache import SharedCache
+    from tests.idp import generate_rsa_key
+
+    if "key" not in _ATTACKER:  # one RSA key for the whole run
+        _ATTACKER["key"] = generate_rsa_key()
+    attacker = _ATTACKER["key"]
+    marker = str(tmp_path_factory.getbasetemp() / "fuzz-code-ran")
+    planted = {**json.loads(RSAAlgorithm.to_jwk(attacker.public_key())), "kid": "planted", "use": "sig"}
+    forged_keys = [*[k for k in idp.jwks()["keys"] if k.get("use") == "sig"], planted]
+    conf = {**settings.CACHES, "fuzzredis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                             "LOCATION": redis}}  # fmt: skip
+    with override_settings(CACHES=conf, SIMPLE_JWT_PATCHES={"JWKS_SHARED_CACHE": "fuzzredis", "JWKS_TIMEOUT": 1}):
+        cache = caches["fuzzredis"]
+        raw = cache._cache.get_client(None, write=True)
+        key = SharedCache.key(idp.jwks_url)
+        for suffix in keys:
+            raw.set(cache.make_key(key + suffix), data.draw(_raw_cache_values(idp.jwks_url, marker, forged_keys)),
+                    ex=60)  # fmt: skip
+        fresh_backend()
+        response = api(_token(idp))
+        forged = api(idp.mint(kid="planted", key=attacker))
+    CODE_RUNS["runs"] += os.path.exists(marker)
+    CODE_RUNS["forgeries"] += forged.status_code == 200
+    assert CODE_RUNS == {"runs": 0, "forgeries": 0}
+    assert response.status_code == 200, response.content[:300]
+    assert forged.status_code == 401
+
+
 @fuzz(min(KEYSETS * 10, 300))
 @given(raw=st.dictionaries(st.sampled_from([s.key for s in __import__("simplejwt_patches.conf").conf.SCHEMA]),
                            setting_values, max_size=4))  # fmt: skip

@@ -18,6 +18,8 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from simplejwt_patches.shared_cache import open_entry, seal_entry
+from tests.helpers import raw_redis
 from tests.idp import generate_rsa_key
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +70,8 @@ def test_valid_tokens_keep_200_through_redis_faults(api, idp, fresh_backend, own
         fresh_backend()
         assert api(token).status_code == 200  # fetched and published
         cache = caches["jwks"]
-        assert cache.get(key) is not None
+        raw, name = raw_redis()
+        assert open_entry(raw.get(name(key)), idp.jwks_url) is not None  # plain bytes, sealed
 
         # Garbage and well-formed but unauthenticated entries in the package's keys.
         attacker = generate_rsa_key()
@@ -89,8 +92,23 @@ def test_valid_tokens_keep_200_through_redis_faults(api, idp, fresh_backend, own
             {"v": 2, "body": json.dumps({**entry, "expires": "x"}), "mac": "0" * 64},
             {"v": 2, "body": "[" * 10_000, "mac": 5},
         ):
-            cache.set(key, value, timeout=300)
+            cache.set(key, value, timeout=300)  # pickled by Django's RedisCache
             fresh_backend()  # a process that starts now reads the shared cache first
+            assert api(token).status_code == 200
+            assert api(idp.mint({"jti": None}, key=attacker, kid=planted_kid)).status_code == 401
+        sealed = seal_entry({**entry, "generation": 1}, idp.jwks_url)
+        with override_settings(SECRET_KEY="not-this-deployments-key"):
+            other_key = seal_entry({**entry, "generation": 1}, idp.jwks_url)
+        for value in (  # plain bytes in the new format: forged, for another URL, another key, truncated
+            sealed[:11] + b"0" * 64 + sealed[75:],
+            seal_entry({**entry, "generation": 1}, idp.jwks_url + "?other"),
+            other_key,
+            sealed[:-1],
+            sealed.replace(b'"generation":1', b'"generation":2'),
+            b"sjp-jwks-3\n" + "é".encode() * 32 + b"\n{}",
+        ):
+            raw.set(name(key), value, ex=300)
+            fresh_backend()
             assert api(token).status_code == 200
             assert api(idp.mint({"jti": None}, key=attacker, kid=planted_kid)).status_code == 401
 

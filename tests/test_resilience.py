@@ -18,7 +18,7 @@ from freezegun import freeze_time
 from simplejwt_patches.clients import state_of
 from simplejwt_patches.shared_cache import JWKSSharedRefreshFailed, SharedCache, open_entry, seal_entry
 from tests.conftest import last_exception, register_sensitive_token
-from tests.helpers import PYJWT, find_in_chain
+from tests.helpers import PYJWT, find_in_chain, raw_redis
 from tests.idp import Mode, generate_rsa_key
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("pyjwt.client.key-source")]
@@ -298,14 +298,15 @@ def test_shared_cache_waits_for_the_lock_holder(api, idp, redis, second_backend)
         first = second_backend()
         first.decode(idp.mint())  # publishes the set
         cache = caches["jwks"]
+        raw, name = raw_redis()
         key = SharedCache.key(idp.jwks_url)
-        entry = open_entry(cache.get(key), idp.jwks_url)
+        entry = open_entry(raw.get(name(key)), idp.jwks_url)
         assert entry is not None
         cache.delete(key)
-        cache.add(key + ":lock", 1, timeout=30)  # "another process" is fetching
+        cache.add(key + ":lock", 1, timeout=5)  # "another process" is fetching (its lock lasts JWKS_TIMEOUT)
 
         def publish() -> None:
-            cache.set(key, seal_entry({**entry, "fetched": entry["fetched"] + 1}, idp.jwks_url), timeout=300)
+            raw.set(name(key), seal_entry({**entry, "fetched": entry["fetched"] + 1}, idp.jwks_url), ex=300)
             cache.delete(key + ":lock")
 
         timer = threading.Timer(0.3, publish)
@@ -321,7 +322,7 @@ def test_shared_cache_lock_holder_failure_is_reported(api, idp, redis):
     with shared(redis):
         cache = caches["jwks"]
         key = SharedCache.key(idp.jwks_url)
-        cache.add(key + ":lock", 1, timeout=30)
+        cache.add(key + ":lock", 1, timeout=5)  # a holder's lock lasts JWKS_TIMEOUT (5 s)
         threading.Timer(0.2, lambda: cache.delete(key + ":lock")).start()
         assert api(idp.mint()).status_code == 401
         find_in_chain(last_exception(), JWKSSharedRefreshFailed)
