@@ -731,6 +731,7 @@ def _provider(s: Any, claims: dict[str, Any] | None = None) -> Provider:
 def _check_authorized_party(claims: dict[str, Any], provider: Provider) -> Check:
     """``AUTHORIZED_PARTIES``: whether the client the token was issued to is listed (fixer-enforced)."""
     from .patcher import status as patch_status
+    from .patches.authorized_party import unauthorized_party
 
     options = get_options()
     parties, claim = options.authorized_parties, options.party_claim
@@ -741,7 +742,7 @@ def _check_authorized_party(claims: dict[str, Any], provider: Provider) -> Check
         return Check("authorized party", None, unset)
     state = next((f.state for f in patch_status().fixers if f.id == "backend.decode.authorized-party"), "not applied")
     enforced = "" if state == "applied" else f" (NOT enforced: fixer backend.decode.authorized-party is {state})"
-    if isinstance(value, str) and value in parties:
+    if unauthorized_party(claims, parties, claim) is None:  # the fixer's own rule
         return Check("authorized party", True, f"{claim} {shown} is in AUTHORIZED_PARTIES{enforced}")
     listed = f"SIMPLE_JWT_PATCHES['AUTHORIZED_PARTIES'] {_short(sorted(parties), 200)}"
     what = f"token {claim} {shown} is not in {listed}" if claim in claims else f"token has no {claim!r} ({listed})"

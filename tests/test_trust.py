@@ -247,10 +247,8 @@ _BLOCKED = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, Blocker())
-    import django
-    django.setup()
-    from django.core.management import call_command
-    call_command("check")
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(["manage.py", "check"])
     """
 )
 
@@ -269,8 +267,8 @@ def test_e051_when_cryptography_cannot_be_imported(idp):
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "simplejwt_patches.E051" in done.stderr and "'cryptography'" in done.stderr, done.stderr
-    assert "SystemCheckError" in done.stderr and "Traceback (most recent call last)" in done.stderr  # Django's own
-    assert "E051" in done.stderr.split("SystemCheckError", 1)[1]
+    assert "every token would be an HTTP 500" in done.stderr and "pip install 'PyJWT[crypto]'" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
     assert check_signing_backend() == []  # here cryptography is installed
 
 

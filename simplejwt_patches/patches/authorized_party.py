@@ -10,7 +10,7 @@ from ..failures import UnauthorizedParty
 from ..registry import SECURITY, fixer
 from .token_backend import invalid_message
 
-__all__ = ["authorized_party"]
+__all__ = ["authorized_party", "unauthorized_party"]
 
 
 @fixer(
@@ -40,10 +40,20 @@ def authorized_party(wrapped: Callable[..., Any], instance: Any, args: tuple[Any
     parties = options.authorized_parties
     if parties is None or (args[1] if len(args) > 1 else kwargs.get("verify", True)) is False:
         return payload
-    claim = options.party_claim
-    value = payload.get(claim) if isinstance(payload, dict) else None
-    if isinstance(value, str) and value in parties:
+    refused = unauthorized_party(payload, parties, options.party_claim)
+    if refused is None:
         return payload
     from rest_framework_simplejwt.exceptions import TokenBackendError
 
-    raise TokenBackendError(invalid_message()) from UnauthorizedParty(claim, value)
+    raise TokenBackendError(invalid_message()) from refused
+
+
+def unauthorized_party(payload: Any, parties: frozenset[str], claim: str) -> UnauthorizedParty | None:
+    """Why ``payload`` was not issued to one of ``parties`` (its ``claim``), or ``None`` when it was.
+
+    A dict lookup; the rule for one set of parties (one issuer's, when issuers get their own).
+    """
+    value = payload.get(claim) if isinstance(payload, dict) else None
+    if isinstance(value, str) and value in parties:
+        return None
+    return UnauthorizedParty(claim, value)
