@@ -13,7 +13,8 @@ Sessions (``nox -l`` lists them):
 * ``dist`` - sdist + wheel into ``dist/`` (``python -m build``), ``twine check --strict``, LICENSE in both;
 * ``sdist`` - unpack a freshly built sdist in a temp dir, install it, run its unit tests from there;
 * ``wheel`` - install the built wheel into a fresh venv outside the checkout and run the Keycloak
-  scenario against it (``tests/test_wheel.py``);
+  scenario against it (``tests/test_wheel.py``); also SimpleJWT 6.0.0, built at test time from the
+  newest pin's sdist, installed beside the wheel with pip's resolver, on the ``proven`` policy;
 * ``servers`` - tests/project under gunicorn (sync, gthread, +/- --preload) and uvicorn, with a real
   redis-server (``tests/test_servers.py``);
 * ``fuzz-<release>`` - the hypothesis hunt of ``tests/test_fuzz.py`` and ``tests/test_doctor_hypothesis.py``
@@ -346,7 +347,8 @@ def wheel(session: nox.Session) -> None:
         session.run(
             python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "tests/test_wheel.py",
             *session.posargs,
-            env={"PYTHONPATH": str(app), "SJP_SESSION": "wheel", "SJP_CHECKOUT": str(ROOT), "SJP_VENV": str(venv)},
+            env={"PYTHONPATH": str(app), "SJP_SESSION": "wheel", "SJP_CHECKOUT": str(ROOT), "SJP_VENV": str(venv),
+                 "SJP_WHEEL": str(whl)},
             external=True,
         )  # fmt: skip
     finally:

@@ -18,6 +18,7 @@ from .catalog import REGISTRY
 from .conf import SCHEMA, SETTING, Problem, get_options, jwk_url_problems
 from .failures import CATEGORIES
 from .pins import PINS
+from .providers import PROVIDERS, recognise
 from .versions import pyjwt_caps, simplejwt_version
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "check_patches",
     "check_settings",
     "check_shared_cache",
+    "check_signing_backend",
+    "check_trusted_clients",
     "check_user_lookup",
     "check_version",
     "checks_markdown",
@@ -74,6 +77,11 @@ CHECK_IDS: tuple[CheckId, ...] = (
             "fails the user lookup)"),
     CheckId("E050", "`JWKS_SHARED_CACHE` names a cache whose backend unpickles what it reads (names the alias, the "
             "backend and why)"),
+    CheckId("W050", "the configuration accepts tokens minted for other clients: `AUDIENCE` is or contains "
+            '`"account"` (Keycloak puts it on every client\'s tokens), or is `None` while `JWK_URL` is set, and '
+            "`AUTHORIZED_PARTIES` is not set"),
+    CheckId("E051", '`SIMPLE_JWT["ALGORITHM"]` needs the `cryptography` package and it cannot be imported (every '
+            "token would be an HTTP 500)"),
     CheckId("E105", '`JWK_URL` has no signing key for `SIMPLE_JWT["ALGORITHM"]`', deploy=True),
     CheckId("W106", 'the discovery document next to `JWK_URL` names another `issuer` than `SIMPLE_JWT["ISSUER"]`',
             deploy=True),
@@ -255,7 +263,7 @@ def check_fingerprints(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
 @checks.register(TAG, deploy=True)
 def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E101-E105/W106 (``check --deploy`` only): fetch ``JWK_URL`` as authentication would."""
-    from .doctor import discovery_issuer, issuers, probe_jwks
+    from .doctor import discovery_document, issuers, probe_jwks
 
     simple_jwt = getattr(settings, "SIMPLE_JWT", None) or {}
     jwk_url = simple_jwt.get("JWK_URL") if isinstance(simple_jwt, dict) else None
@@ -286,7 +294,7 @@ def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     wanted = issuers(api.ISSUER)
     if wanted:
         try:
-            found = discovery_issuer(jwk_url, api.ISSUER)
+            found = discovery_document(jwk_url, api.ISSUER)
         except ValueError:  # a JWK_URL urllib cannot even split
             found = None
         if found is not None and found[1] not in wanted:
@@ -294,7 +302,7 @@ def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                 checks.Warning(
                     f"the discovery document at {found[0]} says issuer {found[1]!r} but SIMPLE_JWT['ISSUER'] is "
                     f"{api.ISSUER!r}: every token will fail the iss check.",
-                    hint="Keycloak's issuer follows its frontend URL (KC_HOSTNAME); make ISSUER match it.",
+                    hint=recognise(jwk_url, api.ISSUER, discovery=found[2]).issuer_fix(),
                     obj="SIMPLE_JWT",
                     id="simplejwt_patches.W106",
                 )
@@ -353,5 +361,78 @@ def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
             "client reads plain bytes; until then every process fetches the key set on its own.",
             obj=SETTING,
             id="simplejwt_patches.E050",
+        )
+    ]
+
+
+def _simple_jwt() -> dict[str, Any]:
+    raw = getattr(settings, "SIMPLE_JWT", None) or {}
+    return raw if isinstance(raw, dict) else {}
+
+
+@checks.register(TAG, checks.Tags.security)
+def check_trusted_clients(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W050: ``AUDIENCE`` lets tokens minted for other clients through and ``AUTHORIZED_PARTIES`` is unset."""
+    if get_options().authorized_parties is not None:
+        return []
+    simple_jwt = _simple_jwt()
+    audience, jwk_url = simple_jwt.get("AUDIENCE"), simple_jwt.get("JWK_URL")
+    provider = recognise(jwk_url, simple_jwt.get("ISSUER"))
+    listed = audience if isinstance(audience, (list, tuple, set, frozenset)) else [audience]
+    if "account" in listed:
+        risk = (
+            f"SIMPLE_JWT['AUDIENCE'] is {audience!r}: Keycloak's built-in 'roles' client scope (Audience Resolve) "
+            "puts 'account' in the aud of the access tokens of every client of the realm"
+        )
+    elif audience is None and jwk_url:
+        risk = (
+            f"SIMPLE_JWT['AUDIENCE'] is None while JWK_URL is set: every token {provider.name} signs is accepted, "
+            "whatever service or client it was issued for"
+        )
+    else:
+        return []
+    keycloak = PROVIDERS["keycloak"] if "account" in listed else provider
+    return [
+        checks.Warning(
+            f"{risk}, and {SETTING}['AUTHORIZED_PARTIES'] is not set: this API accepts tokens minted for other "
+            "clients.",
+            hint=f"Either make the tokens name this API in aud ({keycloak.audience_setup}), or set "
+            f"{SETTING}['AUTHORIZED_PARTIES'] to the client ids allowed to call this API (the token's "
+            f"{keycloak.party_claim!r} claim), or both.",
+            obj="SIMPLE_JWT",
+            id="simplejwt_patches.W050",
+        )
+    ]
+
+
+def _crypto_error() -> str | None:
+    """Why ``cryptography`` cannot be used by PyJWT (``None`` when it can)."""
+    try:
+        import cryptography.hazmat.primitives.asymmetric.rsa  # noqa: F401
+        from jwt import algorithms
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken build raising anything
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    if not getattr(algorithms, "has_crypto", True):
+        return "PyJWT was imported without it (jwt.algorithms.has_crypto is False)"
+    return None
+
+
+@checks.register(TAG, checks.Tags.security)
+def check_signing_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E051: an asymmetric ``ALGORITHM`` without an importable ``cryptography``."""
+    algorithm = _simple_jwt().get("ALGORITHM", "HS256")
+    if not isinstance(algorithm, str) or algorithm.upper().startswith("HS") or algorithm.lower() == "none":
+        return []
+    why = _crypto_error()
+    if why is None:
+        return []
+    return [
+        checks.Error(
+            f"SIMPLE_JWT['ALGORITHM'] is {algorithm[:20]!r}, which needs the 'cryptography' package, and it cannot be "
+            f"imported ({why}): every token would be an HTTP 500.",
+            hint="Install it: pip install 'PyJWT[crypto]' (simplejwt-patches depends on it; reinstall the project's "
+            "requirements if it is missing).",
+            obj="SIMPLE_JWT",
+            id="simplejwt_patches.E051",
         )
     ]

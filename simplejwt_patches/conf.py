@@ -19,6 +19,7 @@ import difflib
 import ipaddress
 import logging
 import os
+import re
 import ssl
 import threading
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from .schema import (
     Problem,
     Report,
     Setting,
+    _shown,
     boolean,
     choice,
     integer,
@@ -262,6 +264,48 @@ def _disable(value: Any, report: Report) -> frozenset[str]:
     return frozenset(string_list(value, report))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_PARTIES = 1000
+
+
+def _client_id_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"client ids must be strings; {_shown(value)} is a {type(value).__name__}"
+    if not value.strip() or len(value) > 1024 or _CONTROL.search(value):
+        return f"client id {_shown(value)} is blank, longer than 1024 characters or contains control characters"
+    return None
+
+
+def _authorized_parties(value: Any, report: Report) -> frozenset[str] | None:
+    """``None``, or a non-empty sequence of client ids; anything else rejects every token (fail closed)."""
+    if value is None:
+        return None
+    hint = (
+        "List the client ids whose tokens this API accepts (the token's azp), e.g. ('acme-web',), or None to "
+        "not check the authorized party. Until then every token is rejected."
+    )
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        report(f"must be None or a list of client ids, got {_shown(value)}; every token is rejected.", hint)
+        return frozenset()
+    try:
+        items = list(value)
+    except Exception as exc:  # noqa: BLE001 - a hostile sequence
+        report(f"cannot be read ({type(exc).__name__}); every token is rejected.", hint)
+        return frozenset()
+    problem = next((p for p in map(_client_id_problem, items[:MAX_PARTIES]) if p), None)
+    if not items or len(items) > MAX_PARTIES or problem:
+        what = problem or ("is empty" if not items else f"lists more than {MAX_PARTIES} client ids")
+        report(f"{what}; every token is rejected.", hint)
+        return frozenset()
+    return frozenset(items)
+
+
+def _party_claim(value: Any, report: Report) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100 or _CONTROL.search(value):
+        raise Invalid(f"must be the name of a claim (a short string), got {_shown(value)}; 'azp' is used.")
+    return value
+
+
 class Options:
     """Effective, validated options; the class body is the settings schema (:data:`SCHEMA`)."""
 
@@ -371,6 +415,20 @@ class Options:
         doc="`503` answers JWKS outages with `503 Service Unavailable` + `Retry-After` so clients retry instead "
         "of logging users out; token problems stay 401 (the API and SimpleJWT's `TokenVerifyView`, `TokenRefreshView`, "
         "`TokenRefreshSlidingView`)",
+    )  # fmt: skip
+
+    authorized_parties = Setting(
+        "AUTHORIZED_PARTIES", None, _authorized_parties, "E052", render=lambda v, o: None if v is None else sorted(v),
+        doc="client ids whose tokens this API accepts: a token whose `AUTHORIZED_PARTY_CLAIM` (`azp`, the client it "
+        "was issued to) is missing or not listed is a 401 `bad_authorized_party`, on every release (fixer "
+        "`backend.decode.authorized-party`). Keycloak puts `aud: account` on every client's tokens; Entra ID v2 ID "
+        "tokens carry the API's own `aud` but no `azp`. `None`: not checked (W050 says when that accepts other "
+        "clients' tokens); an invalid value rejects every token",
+    )  # fmt: skip
+    party_claim = Setting(
+        "AUTHORIZED_PARTY_CLAIM", "azp", _party_claim, "E052",
+        doc="the claim `AUTHORIZED_PARTIES` reads: `azp` (OpenID Connect: Keycloak, Auth0, Entra ID v2, Google); "
+        "`client_id` for RFC 9068 access tokens (e.g. node oidc-provider), `cid` for Okta",
     )  # fmt: skip
 
     def __init__(self, values: Mapping[str, Any], problems: tuple[Problem, ...] = ()) -> None:

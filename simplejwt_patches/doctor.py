@@ -28,6 +28,7 @@ from .conf import SCHEMA, Options, get_options
 from .diagnostics import describe, fingerprint, redact, safe_url, segment_json
 from .failures import CATEGORIES, JWKSFailure, classify, failure_from
 from .keys import MAX_KEYS, usable_signing_keys
+from .providers import GENERIC, Provider, recognise
 from .transport import cache_lifetime, http_get, parse_key_set
 from .version import __version__
 from .versions import distribution_version
@@ -39,6 +40,7 @@ __all__ = [
     "captured_logs",
     "configured_auth_classes",
     "diagnose",
+    "discovery_document",
     "discovery_issuer",
     "integer_user_id_field",
     "issuers",
@@ -201,8 +203,10 @@ def _discovery_candidates(jwk_url: str, issuer: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def discovery_issuer(jwk_url: str, issuer: Any, options: Options | None = None) -> tuple[str, str] | None:
-    """``(discovery URL, issuer)`` of an OpenID discovery document next to the JWKS, if one answers."""
+def discovery_document(
+    jwk_url: str, issuer: Any, options: Options | None = None
+) -> tuple[str, str, dict[str, Any]] | None:
+    """``(discovery URL, issuer, document)`` of an OpenID discovery document next to the JWKS, if one answers."""
     options = options or get_options()
     for url in _discovery_candidates(jwk_url, issuer):
         try:
@@ -210,8 +214,14 @@ def discovery_issuer(jwk_url: str, issuer: Any, options: Options | None = None) 
         except Exception:  # noqa: BLE001 - no discovery document there
             continue
         if isinstance(doc.get("issuer"), str):
-            return safe_url(url), doc["issuer"]
+            return safe_url(url), doc["issuer"], doc
     return None
+
+
+def discovery_issuer(jwk_url: str, issuer: Any, options: Options | None = None) -> tuple[str, str] | None:
+    """``(discovery URL, issuer)`` of an OpenID discovery document next to the JWKS, if one answers."""
+    found = discovery_document(jwk_url, issuer, options)
+    return None if found is None else (found[0], found[1])
 
 
 @dataclass
@@ -336,15 +346,22 @@ def user_lookup_problem(simple_jwt: Any, classes: list[type]) -> str | None:
     """
     if not getattr(simple_jwt, "JWK_URL", None) or simple_jwt.USER_ID_CLAIM != "sub":
         return None
+    provider = recognise(simple_jwt.JWK_URL, getattr(simple_jwt, "ISSUER", None))
+    if provider.sub_is_integer:  # django-oauth-toolkit: sub = str(user.pk)
+        return None
     field = integer_user_id_field(simple_jwt)
     lookups = [c for c in classes if looks_users_up(c)]
     if field is None or not lookups:
         return None
     names = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in lookups)
-    return (
-        f"USER_ID_CLAIM 'sub' is looked up in USER_ID_FIELD {simple_jwt.USER_ID_FIELD!r} ({field}) by {names}: an "
-        "identity provider's sub (Keycloak: a UUID) is no integer, so no token can find its user"
-    )
+    looked_up = f"USER_ID_CLAIM 'sub' is looked up in USER_ID_FIELD {simple_jwt.USER_ID_FIELD!r} ({field}) by {names}"
+    if provider.sub_is_integer is None:
+        return (
+            f"{looked_up}: unless the identity provider's sub is the user's integer id (as django-oauth-toolkit's "
+            "str(user.pk) is), no token can find its user (UUIDs, '<connection>|<id>' strings and pairwise ids "
+            "are no integers)"
+        )
+    return f"{looked_up}: {provider.name}'s sub is {provider.sub_shape}, no integer id, so no token can find its user"
 
 
 def _api_settings() -> Any:
@@ -451,7 +468,7 @@ def _check_algorithm(
     if not isinstance(alg, str) or alg.lower() == "none" or alg.upper().startswith("HS") or len(alg) > 10:
         fix = (
             f"Never accept {_short(alg, 40)}: the identity provider signs with an asymmetric algorithm "
-            "(Keycloak: RS256); this token is forged or not an access token."
+            "(e.g. RS256); this token is forged or not an access token."
         )
     checks.append(
         Check("algorithm", False, f"token alg {_short(alg, 40)} but SIMPLE_JWT['ALGORITHM'] is {s.ALGORITHM!r}", fix)
@@ -496,9 +513,9 @@ def _check_kid_and_signature(
                 False,
                 f"kid {_short(kid)} is not in the JWKS at {probe.url} (signing kids: {_short(kids, 300)})",
                 "Either the identity provider rotated its keys and removed the one this token was signed with "
-                "(get a fresh token), or the token comes from another realm/IdP "
-                f"(token iss={_short(claims.get('iss'))}, JWK_URL={probe.url}): point JWK_URL at the realm that "
-                "issued it.",
+                f"(get a fresh token), or the token comes from {_provider(s, claims).other_issuer} "
+                f"(token iss={_short(claims.get('iss'))}, JWK_URL={probe.url}): if this API trusts that issuer, "
+                "point JWK_URL at its key set.",
             )
         )
         return
@@ -631,8 +648,7 @@ def _check_claims(
                 "issuer",
                 False,
                 f"token iss {_short(iss)} != SIMPLE_JWT['ISSUER'] {s.ISSUER!r}",
-                "Keycloak writes the URL it was reached by (its frontend URL / KC_HOSTNAME) into iss: set "
-                f"SIMPLE_JWT['ISSUER'] = {_short(iss)}, or configure Keycloak's hostname so both agree.",
+                _provider(s, claims).issuer_fix(),
             )
         )
 
@@ -651,10 +667,10 @@ def _check_claims(
                 "audience",
                 False,
                 f"token aud {_short(aud)} does not contain SIMPLE_JWT['AUDIENCE'] {s.AUDIENCE!r}",
-                "Keycloak's default audience is 'account': add an Audience mapper for your API's client in Keycloak, "
-                f"or set SIMPLE_JWT['AUDIENCE'] to one of {_short(auds)}.",
+                _provider(s, claims).audience_fix(s.AUDIENCE),
             )
         )
+    checks.append(_check_authorized_party(claims, _provider(s, claims)))
 
     claim = s.TOKEN_TYPE_CLAIM
     accepted = [getattr(c, "token_type", None) for c in s.AUTH_TOKEN_CLASSES]
@@ -682,9 +698,7 @@ def _check_claims(
                 "user id claim",
                 False,
                 f"USER_ID_CLAIM {s.USER_ID_CLAIM!r} is not in the token",
-                "Keycloak >= 25 'lightweight' access tokens can omit sub: add the 'basic' client scope (sub mapper) "
-                "to the client, or set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries "
-                "(e.g. 'preferred_username').",
+                _missing_user_claim_fix(_provider(s, claims)),
             )
         )
 
@@ -701,6 +715,69 @@ def _check_claims(
                 "Set SIMPLE_JWT['JTI_CLAIM'] to the claim your IdP uses, or None.",
             )
         )
+
+
+# -- trust: the provider at hand and the authorized party --------------------------------------
+
+
+def _provider(s: Any, claims: dict[str, Any] | None = None) -> Provider:
+    """The provider the configuration (and, unverified, the token) points at: its advice wording."""
+    try:
+        return recognise(s.JWK_URL, s.ISSUER, claims=claims)
+    except Exception:  # noqa: BLE001 - hostile settings or claims: generic wording
+        return GENERIC
+
+
+def _check_authorized_party(claims: dict[str, Any], provider: Provider) -> Check:
+    """``AUTHORIZED_PARTIES``: whether the client the token was issued to is listed (fixer-enforced)."""
+    from .patcher import status as patch_status
+    from .patches.authorized_party import unauthorized_party
+
+    options = get_options()
+    parties, claim = options.authorized_parties, options.party_claim
+    value = claims.get(claim)
+    shown = _short(value) if claim in claims else "missing"
+    if parties is None:
+        unset = f"not checked (SIMPLE_JWT_PATCHES['AUTHORIZED_PARTIES'] is unset; {claim}={shown})"
+        return Check("authorized party", None, unset)
+    state = next((f.state for f in patch_status().fixers if f.id == "backend.decode.authorized-party"), "not applied")
+    enforced = "" if state == "applied" else f" (NOT enforced: fixer backend.decode.authorized-party is {state})"
+    if unauthorized_party(claims, parties, claim) is None:  # the fixer's own rule
+        return Check("authorized party", True, f"{claim} {shown} is in AUTHORIZED_PARTIES{enforced}")
+    listed = f"SIMPLE_JWT_PATCHES['AUTHORIZED_PARTIES'] {_short(sorted(parties), 200)}"
+    what = f"token {claim} {shown} is not in {listed}" if claim in claims else f"token has no {claim!r} ({listed})"
+    return Check("authorized party", False, what + enforced, provider.party_fix(claim))
+
+
+def _missing_user_claim_fix(provider: Provider) -> str:
+    if provider.key == "keycloak":
+        return (
+            "Keycloak >= 25 'lightweight' access tokens can omit sub: add the 'basic' client scope (sub mapper) "
+            "to the client, or set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries "
+            "(e.g. 'preferred_username')."
+        )
+    return "Set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries that identifies the user (e.g. 'sub')."
+
+
+def _drop_user_lookup_finding(report: Report) -> None:
+    """With a token, W040 is judged from the token itself: its user id could be looked up."""
+    if any(c.name == "user lookup" and c.ok for c in report.checks):
+        report.findings[:] = [f for f in report.findings if f["id"] != "simplejwt_patches.W040"]
+
+
+def _verdict_user(user: Any) -> dict[str, Any]:
+    """How the verdict names the user: the username, or for a stateless ``TokenUser`` its id."""
+    try:
+        from rest_framework_simplejwt.models import TokenUser
+    except Exception:  # noqa: BLE001 - very old releases
+        TokenUser = ()  # type: ignore[assignment,misc]
+    if isinstance(user, TokenUser):
+        try:
+            user_id = str(user.id)[:200]
+        except Exception:  # noqa: BLE001 - the claim is missing or unusable
+            user_id = "<missing>"
+        return {"user": f"TokenUser id {user_id!r}", "user_id": user_id}
+    return {"user": _username(user)}
 
 
 def _check_user(
@@ -793,7 +870,7 @@ def _verdict(raw: str, classes: list[type]) -> dict[str, Any]:
                     "accepted": True,
                     "status": 200,
                     "auth_class": _dotted(judge),
-                    "user": _username(user),
+                    **_verdict_user(user),
                     "token_class": type(validated).__name__,
                 }
     except drf_exceptions.APIException as exc:
@@ -998,6 +1075,7 @@ def diagnose(token: str | None = None, *, auth_class: type | None = None, all_cl
             if report.jwks is not None and jwk_url:
                 _prime(report.jwks, jwk_url)
             _token_checks(raw, report.jwks, report, classes, all_claims)
+            _drop_user_lookup_finding(report)
             report.verdict = _verdict(raw, classes)
             report.ok = bool(report.verdict.get("accepted"))
     report.log = [redact(line, strip_bearer(token)) if token else line for line in log]
@@ -1074,7 +1152,8 @@ def render_text(report: Report) -> str:
         v = report.verdict
         by = f"; judged by {v['auth_class']}" if v.get("auth_class") else ""
         if v["accepted"]:
-            out.append(f"✓ verdict: the API would answer 200 (user {v['user']!r}, token class {v['token_class']}{by})")
+            who = v["user"] if "user_id" in v else f"user {v['user']!r}"
+            out.append(f"✓ verdict: the API would answer 200 ({who}, token class {v['token_class']}{by})")
         else:
             judged = f" (judged by {v['auth_class']})" if v.get("auth_class") else ""
             out.append(f"✗ verdict: the API would answer {v['status']}: {v['reason_code']}: {v['reason']}{judged}")

@@ -28,6 +28,7 @@ __all__ = [
     "Category",
     "JWKSFailure",
     "JWKSResponseTooLarge",
+    "UnauthorizedParty",
     "as_dict",
     "classify",
     "failure_from",
@@ -151,6 +152,25 @@ class JWKSFailure(Exception):
         return self.category.text.format(status=self.status)
 
 
+class UnauthorizedParty(Exception):
+    """The token's authorized party (``azp``) is missing or not in ``AUTHORIZED_PARTIES``.
+
+    Raised by the ``backend.decode.authorized-party`` fixer *from* which SimpleJWT's own
+    ``TokenBackendError`` is raised; its message names the claim and the value's type, and the value
+    itself only when it is a short string (a client id, never a secret).
+    """
+
+    reason_code = "bad_authorized_party"
+
+    def __init__(self, claim: str, value: Any) -> None:
+        if isinstance(value, str):
+            shown = repr(value[:100])
+        else:
+            shown = "missing" if value is None else f"a {type(value).__name__}, not a string"
+        super().__init__(f"token {claim} {shown} is not in SIMPLE_JWT_PATCHES['AUTHORIZED_PARTIES']")
+        self.claim = claim
+
+
 def failure_from(exc: BaseException, status: int | None = None) -> JWKSFailure:
     """The :class:`JWKSFailure` for an error raised while fetching or parsing a key set."""
     detail = describe(exc)
@@ -195,6 +215,7 @@ TOKEN_REASONS: dict[str, str] = {
     "bad_algorithm": "token algorithm is not allowed",
     "bad_issuer": "token issuer (iss) does not match ISSUER",
     "bad_audience": "token audience (aud) does not match AUDIENCE",
+    "bad_authorized_party": "token was issued to a client (azp) not in AUTHORIZED_PARTIES",
     "malformed": "token is not a well-formed JWT",
     "bad_claim": "a token claim has an unusable value",
     "wrong_type": "token type claim is missing or not accepted by AUTH_TOKEN_CLASSES",
@@ -239,6 +260,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return failure.category.reason_code, failure.reason
     chain = list(causes(exc))
     table: list[tuple[type[BaseException], str]] = [
+        (UnauthorizedParty, "bad_authorized_party"),
         (jwt.ExpiredSignatureError, "expired"),
         (jwt.ImmatureSignatureError, "not_yet_valid"),
         (jwt.InvalidSignatureError, "bad_signature"),

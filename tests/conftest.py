@@ -75,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger().addHandler(DETECTOR)
     conf = scenario_settings(SESSION_IDP.jwks_url, SESSION_IDP.issuer)
     conf["LOGGING"]["loggers"]["simplejwt_patches"] = {"level": "DEBUG"}
-    conf["SIMPLE_JWT_PATCHES"] = {"JWKS_TIMEOUT": 2}
+    conf["SIMPLE_JWT_PATCHES"] = {**conf["SIMPLE_JWT_PATCHES"], "JWKS_TIMEOUT": 2}
     settings.configure(**conf)
     django.setup()
 

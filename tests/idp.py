@@ -187,10 +187,11 @@ class FakeKeycloak:
     """A Keycloak-like realm served over real HTTP(S) on 127.0.0.1."""
 
     def __init__(
-        self, realm: str = "demo", client_id: str = "demo-api", ssl_context: ssl.SSLContext | None = None
+        self, realm: str = "demo", client_id: str = "acme-web", ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self.realm = realm
         self.client_id = client_id
+        self.audience = "acme-api"  # the API's client id, added to aud by an Audience mapper
         self.ssl_context = ssl_context
         self.subject = str(uuid.uuid4())
         self.session_id = str(uuid.uuid4())
@@ -397,7 +398,7 @@ class FakeKeycloak:
             "auth_time": issued,
             "jti": str(uuid.uuid4()),
             "iss": self.issuer,
-            "aud": "account",
+            "aud": [self.audience, "account"],  # an Audience mapper naming the API, and Keycloak's default
             "sub": self.subject,
             "typ": "Bearer",
             "azp": self.client_id,

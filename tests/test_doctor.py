@@ -70,7 +70,7 @@ def test_good_token_json(alice, idp, fresh_backend):
     }
     assert data["jwks"]["status"] == 200 and data["jwks"]["matches_algorithm"] is True
     assert {c["name"] for c in data["checks"] if c["ok"] is False} == set()
-    assert data["token"]["claims"]["azp"] == "demo-api"
+    assert data["token"]["claims"]["azp"] == "acme-web"
     assert data["patches"]["applied"] is True
 
 

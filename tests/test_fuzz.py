@@ -251,7 +251,7 @@ def test_any_json_in_any_member_keeps_the_good_key(api, idp, fresh_backend, capl
     import json
     import logging
 
-    good = next(k for k in idp.jwks()["keys"] if k.get("use") == "sig")
+    good = next(k for k in idp.jwks()["keys"] if k.get("kid") == idp.active_kid)  # the key _token signs with
     hostile = [{**good, "kid": f"hostile-{i}", **edit} for i, edit in enumerate(edits)]
     position = data.draw(st.integers(min_value=0, max_value=len(hostile)))
     entries = [*hostile[:position], good, *hostile[position:]]

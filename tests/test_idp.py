@@ -217,7 +217,8 @@ def test_mint_verifies_with_published_jwk(idp: FakeKeycloak) -> None:
     jwk = next(k for k in published if k["kid"] == header["kid"])
     claims = jwt.decode(token, public_key(jwk), algorithms=["RS256"], audience="account", issuer=idp.issuer)
     assert claims["sub"] == idp.subject
-    assert claims["azp"] == "demo-api" and claims["typ"] == "Bearer"
+    assert claims["azp"] == "acme-web" and claims["typ"] == "Bearer"
+    assert claims["aud"] == ["acme-api", "account"]  # an Audience mapper naming the API, then Keycloak's default
     assert claims["exp"] - claims["iat"] == 300
     assert claims["preferred_username"] == "alice"
     assert "default-roles-demo" in claims["realm_access"]["roles"]

@@ -23,7 +23,7 @@ def test_waf_keycloak_token_accepted_with_the_shim(api, idp):
     idp.mode = Mode.WAF
     response = api(idp.mint())
     assert response.status_code == 200, response.content
-    assert response.json() == {"username": idp.subject, "azp": "demo-api"}
+    assert response.json() == {"username": idp.subject, "azp": "acme-web"}
     (fetch,) = idp.jwks_requests()
     assert fetch.status == 200
     assert fetch.headers["User-Agent"].startswith("simplejwt-patches/")

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -174,3 +175,47 @@ def test_key_rotation_picked_up_with_the_app(op, tmp_path):
     assert old_again[0] == 200, old_again
     seen = op.jwks_requests()
     assert len(seen) == 2 and all(r["status"] == 200 for r in seen), seen  # cold fetch + one for the new kid
+
+
+KEYCLOAK_WORDING = ("Keycloak", "KC_HOSTNAME", "realm", "Audience mapper", "Audience Resolve")
+
+
+def run_doctor(op: Provider, tmp_path: Path, token: str, **simple_jwt: Any) -> tuple[int, str]:
+    """``manage.py simplejwt_doctor`` in a fresh process of tests/project configured for the provider."""
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(token)
+    settings = {
+        "AUDIENCE": op.info["resource"],
+        "USER_ID_CLAIM": "client_id",
+        "TOKEN_TYPE_CLAIM": None,
+        "AUTH_TOKEN_CLASSES": ["rest_framework_simplejwt.tokens.AccessToken"],
+        **simple_jwt,
+    }
+    patches = {"AUTHORIZED_PARTIES": [op.info["client_id"]], "AUTHORIZED_PARTY_CLAIM": "client_id"}
+    env = project_env(
+        tmp_path / "db.sqlite3", op.info["jwks_uri"], op.info["issuer"],
+        SJP_SIMPLE_JWT=json.dumps(settings), SJP_PATCHES=json.dumps(patches),
+        SJP_AUTH="rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication",
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "simplejwt_doctor", "--token-file", str(token_file)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr and token not in done.stdout
+    return done.returncode, done.stdout
+
+
+def test_the_doctor_speaks_generic_openid_for_this_provider(op, tmp_path):
+    """Issue 15: no Keycloak wording for another provider's token; no fix proposes the token's own audience."""
+    token = op.token()
+    code, text = run_doctor(op, tmp_path, token)
+    assert code == 0, text
+    assert f"✓ authorized party: client_id '{op.info['client_id']}' is in AUTHORIZED_PARTIES" in text
+    assert f"TokenUser id '{op.info['client_id']}'" in text
+    code, mismatch = run_doctor(op, tmp_path, token, AUDIENCE="https://another-api.sjp.test/")
+    assert code == 1 and "✗ audience:" in mismatch, mismatch
+    for output in (text, mismatch):
+        assert not [word for word in KEYCLOAK_WORDING if word in output], output
+    fixes = [line for line in mismatch.splitlines() if line.strip().startswith("fix:")]
+    assert fixes and not [line for line in fixes if op.info["resource"] in line], fixes

@@ -93,3 +93,40 @@ def test_known_upstream_failures_name_pinned_releases_with_a_reason():
         assert find_pin(release) is not None, f"{release} is not pinned"
         for entry in entries:
             assert set(entry) == {"test", "reason"} and "::" in entry["test"] and len(entry["reason"]) > 20
+
+
+def install_requires() -> dict[str, str]:
+    """``{distribution name (lower case): the rest of the requirement}`` from setup.cfg."""
+    from packaging.requirements import Requirement
+
+    parser = configparser.ConfigParser()
+    assert parser.read(ROOT / "setup.cfg")
+    found = {}
+    for line in parser["options"]["install_requires"].splitlines():
+        if line.strip():
+            req = Requirement(line.strip())
+            found[req.name.lower()] = req
+    return found
+
+
+def test_install_range_is_the_runtime_range():
+    """Why 6: `>=5.0,<6` refused 4.8.0 (pinned) and every release the `proven` policy exists for."""
+    simplejwt = install_requires()["djangorestframework-simplejwt"].specifier
+    assert all(simplejwt.contains(p.simplejwt) for p in PINS), f"{simplejwt} excludes a pinned release"
+    assert simplejwt.contains("6.0.0") and simplejwt.contains("99.0") and not simplejwt.contains("4.7.2")
+
+
+def test_dependency_floors_match_the_oldest_pins_environment():
+    oldest = min(PINS, key=lambda p: p.version)
+    requires = install_requires()
+    for name, pinned in (("django", oldest.env.django), ("djangorestframework", oldest.env.drf)):
+        floor = next(s.version for s in requires[name].specifier if s.operator == ">=")
+        assert major_minor(floor) == major_minor(pinned), f"{name}: floor {floor}, the oldest pin tests {pinned}"
+        assert all(requires[name].specifier.contains(p.env.django if name == "django" else p.env.drf) for p in PINS)
+
+
+def test_cryptography_comes_with_the_package():
+    """Why 5: `pip install simplejwt-patches` did not bring cryptography (RS256: HTTP 500)."""
+    pyjwt = install_requires()["pyjwt"]
+    assert "crypto" in pyjwt.extras
+    assert all(pyjwt.specifier.contains(v) for v in [*(p.env.pyjwt for p in PINS), *PYJWT_BOUNDARIES])

@@ -67,7 +67,7 @@ def test_fleet_behind_waf_fetches_jwks_once_with_shared_cache(name, idp, redis, 
         took = served.stop(STOP_TIMEOUT)
     log = served.log_text()
     assert set(statuses) == {200}, log[-3000:]
-    assert (status, body) == (200, {"username": idp.subject, "azp": "demo-api"})
+    assert (status, body) == (200, {"username": idp.subject, "azp": "acme-web"})
     assert len(pids) == workers, f"only {len(pids)} of {workers} workers answered: {log[-2000:]}"
     assert served.proc.pid not in pids  # workers, not the master, answered
     fetches = idp.jwks_requests()

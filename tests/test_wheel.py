@@ -9,9 +9,11 @@ against the WAF-fronted Keycloak-shaped IdP of tests/idp.py.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
+import tarfile
 from importlib.metadata import distribution
 from pathlib import Path
 
@@ -98,3 +100,60 @@ def test_idp_refusing_everyone_gives_401_with_the_cause(idp):
     assert any("HTTP 403" in line for line in warnings), out
     chain = next(line for line in out.splitlines() if "exception chain:" in line)
     assert "HTTPError(403)" in chain, chain
+
+
+def _run(*cmd: str, timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload]
+    assert done.returncode == 0, f"{cmd[:4]}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def build_simplejwt_6(tmp: Path, pip: list[str]) -> Path:
+    """SimpleJWT 6.0.0 built from the newest pin's sdist (its code unchanged; never committed)."""
+    from simplejwt_patches.pins import latest_pin
+
+    sdists = tmp / "sdist"
+    _run(*pip, "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest", str(sdists),
+         f"djangorestframework-simplejwt=={latest_pin().simplejwt}")  # fmt: skip
+    (archive,) = sdists.glob("*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(sdists, filter="data") if sys.version_info >= (3, 12) else tar.extractall(sdists)
+    (source,) = [p for p in sdists.iterdir() if p.is_dir()]
+    setup_py = (source / "setup.py").read_text()
+    assert 'use_scm_version={"version_scheme": "post-release"},' in setup_py
+    setup_py = setup_py.replace('use_scm_version={"version_scheme": "post-release"},', 'version="6.0.0",')
+    (source / "setup.py").write_text(setup_py.replace('setup_requires=["setuptools_scm"],', ""))
+    info = source / "PKG-INFO"
+    info.write_text(re.sub(r"^Version: .*$", "Version: 6.0.0", info.read_text(), count=1, flags=re.M))
+    _run(*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp / "built"), str(source))
+    (wheel,) = (tmp / "built").glob("djangorestframework_simplejwt-6.0.0-*.whl")
+    return wheel
+
+
+def test_simplejwt_6_installs_beside_the_wheel_and_passes_the_keycloak_scenario(idp, tmp_path):
+    """Why 6: `<6` kept pip from installing the package beside SimpleJWT 6.0 (the `proven` policy's day one)."""
+    from simplejwt_patches.pins import latest_pin
+
+    venv = tmp_path / "venv6"
+    _run(sys.executable, "-m", "venv", str(venv), timeout=120)
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    simplejwt_6 = build_simplejwt_6(tmp_path, pip)
+    env = latest_pin().env
+    constraints = tmp_path / "constraints.txt"  # the newest pin's dependency set: reproducible, still resolved
+    constraints.write_text(f"django=={env.django}\ndjangorestframework=={env.drf}\npyjwt=={env.pyjwt}\n")
+    _run(*pip, "install", "--quiet", "-c", str(constraints), str(simplejwt_6), os.environ["SJP_WHEEL"])  # the resolver
+    shown = _run(*pip, "show", "djangorestframework-simplejwt", "cryptography").stdout
+    assert "Version: 6.0.0" in shown and "Name: cryptography" in shown  # PyJWT[crypto] brought it
+    for token, expected in ((idp.mint(), "HTTP 200"), (idp.mint({"azp": "some-other-spa"}), "HTTP 401")):
+        env_vars = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SJP_") and k != "PYTHONPATH"},
+            "DJANGO_SETTINGS_MODULE": "tests.project.settings", "PYTHONPATH": str(HERE), "SJP_JWK_URL": idp.jwks_url,
+            "SJP_ISSUER": idp.issuer, "SJP_SUBJECT": idp.subject, "SJP_TOKEN": register_sensitive_token(token),
+            "SJP_SHOW_ORIGIN": "1",
+        }  # fmt: skip
+        out = _run(python, str(HERE / "tests" / "project" / "demo_request.py"), env=env_vars, cwd=HERE).stdout
+        assert f"GET /api/whoami -> {expected}" in out, out
+        assert f"proven by fingerprint of release {latest_pin().simplejwt}" in out, out
+        origin = next(line for line in out.splitlines() if "imported from:" in line).split("from:", 1)[1].strip()
+        assert inside(Path(origin).resolve(), venv.resolve()) and not inside(Path(origin).resolve(), CHECKOUT)

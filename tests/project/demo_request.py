@@ -38,6 +38,7 @@ if os.environ.get("SJP_SHOW_ORIGIN"):  # tests/test_wheel.py: which simplejwt_pa
     import simplejwt_patches
 
     print(f"    simplejwt_patches imported from: {simplejwt_patches.__file__}")
+    print(f"    patch set: {simplejwt_patches.status().patch_set_reason}")
 print(f"    simplejwt_patches in INSTALLED_APPS: {enabled}")
 print(f"    GET /api/whoami -> HTTP {response.status_code} {response.content.decode()}")
 if views.LAST_EXCEPTION:

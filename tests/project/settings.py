@@ -1,4 +1,5 @@
-"""Settings for the test/demo project: the Keycloak scenario of the README.
+"""Settings for the test/demo project: the Keycloak scenario of the README (tests/test_recipes.py
+checks that the README's settings blocks are these).
 
 ``scenario_settings(jwk_url, issuer)`` is shared by the in-process test configuration
 (tests/conftest.py) and the subprocess projects (this module, driven by environment variables).
@@ -46,12 +47,13 @@ def scenario_settings(jwk_url: str, issuer: str | None, *, apps: list[str] | Non
             "ALGORITHM": "RS256",
             "JWK_URL": jwk_url,
             "ISSUER": issuer,
-            "AUDIENCE": "account",
+            "AUDIENCE": "acme-api",
             "USER_ID_CLAIM": "sub",
             "USER_ID_FIELD": "username",
             "TOKEN_TYPE_CLAIM": "typ",
             "AUTH_TOKEN_CLASSES": ("simplejwt_patches.tokens.BearerAccessToken",),
         },
+        "SIMPLE_JWT_PATCHES": {"AUTHORIZED_PARTIES": ("acme-web",)},
         "LOGGING": {"version": 1, "disable_existing_loggers": False, "loggers": {"django": dict(DJANGO_LOGGER)}},
     }
 
