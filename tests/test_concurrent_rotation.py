@@ -278,3 +278,73 @@ def test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown(idp, redis,
     assert max(accepted.values()) < 1.0 + FLEET_RETRY + 0.5, accepted
     fetches = len(idp.jwks_requests())
     assert fetches <= 1 + 3  # the cold fetch, and at most one demand refetch per second for the fleet
+
+
+# -- the README says each of these once; each sentence has its tests ----------------------------
+
+#: First words of each sentence of the README's refetch policy and of each declared window -> tests.
+POLICY = {
+    "Only *demand* refetches": [
+        "test_rotation::test_a_rotated_key_is_accepted_on_its_first_request",
+        "test_rotation::test_expiry_and_background_refreshes_do_not_use_the_budget",
+        "test_rotation::test_the_demand_budget_is_fleet_wide_with_a_shared_cache",
+    ],
+    "A token whose kid is unknown while any refresh is in flight": [
+        "test_concurrent_rotation::test_32_concurrent_first_tokens_of_a_rotated_key_are_all_accepted_with_one_fetch",
+        "test_concurrent_rotation::test_a_waiter_is_never_rejected_because_the_fetch_it_waited_for_spent_the_budget",
+        "test_concurrent_rotation::test_a_waiter_whose_kid_the_fetch_lacks_is_rejected_without_another_fetch",
+        "test_concurrent_rotation::test_the_wait_for_a_fetch_in_flight_ends_within_jwks_timeout",
+    ],
+    "Before spending any budget": [
+        "test_concurrent_rotation::test_a_worker_never_rejects_a_kid_the_fleets_set_has_whatever_spent_its_budget",
+        "test_concurrent_rotation::test_fleet_reads_are_bounded_whatever_the_number_of_random_kids",
+    ],
+    "A worker refused the fleet's budget": [
+        "test_concurrent_rotation::test_a_worker_refused_the_fleets_budget_waits_for_the_set_the_fleet_is_fetching",
+        "test_concurrent_rotation::test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown",
+    ],
+    "The bound on what tokens can make the fleet fetch": [
+        "test_concurrent_rotation::test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown",
+        "test_resilience::test_unknown_kids_fetch_at_most_once_per_cooldown",
+    ],
+    "Any failed fetch": [
+        "test_rotation::test_a_failed_demand_refetch_names_the_403",
+        "test_rotation::test_failed_fetches_still_wait_for_the_cooldown",
+    ],
+    "*An outage without a usable set*": [
+        "test_resilience::test_stale_if_error_serves_the_last_good_set_then_fails_closed",
+        "test_resilience::test_a_process_started_during_an_outage_serves_the_fleets_last_good_set",
+    ],
+    "*A kid rotated in during an outage*": [
+        "test_rotation::test_a_failed_demand_refetch_names_the_403",
+        "test_concurrent_rotation::test_the_wait_for_a_fetch_in_flight_ends_within_jwks_timeout",
+    ],
+    "*A kid rotated in while the budget is spent*": [
+        "test_concurrent_rotation::test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown",
+    ],
+}
+
+
+def policy_sentences() -> list[str]:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    policy = readme.split("**The refetch policy and its bound.** ", 1)[1].split("\n\n", 1)[0]
+    windows = readme.split("**Declared fail-closed windows.**", 1)[1].split("\n\n", 2)[1]
+    sentences = re.split(r"(?<=[.;])\n(?=[A-Z])", policy)  # one sentence per source line start
+    items = [re.sub(r"^\d+\. ", "", item) for item in re.split(r"\n(?=\d+\. )", windows)]
+    return [" ".join(s.split()) for s in sentences + items]
+
+
+def test_each_sentence_of_the_refetch_policy_has_its_tests():
+    import importlib
+
+    sentences = policy_sentences()
+    assert len(sentences) == len(POLICY), sentences
+    for sentence in sentences:
+        (start,) = [s for s in POLICY if sentence.startswith(s)] or [sentence[:60]]
+        assert start in POLICY, f"README sentence without tests: {sentence[:80]}..."
+        for node in POLICY[start]:
+            module, name = node.split("::")
+            assert callable(getattr(importlib.import_module(f"tests.{module}"), name)), node
