@@ -225,8 +225,8 @@ class Soak:
         migrate(env, *self.users, cwd=self.tree)
         c = self.config
         self.servers = [
-            serve("gunicorn", env, self.workdir / "gunicorn.log", spec=("gunicorn", "gthread", c.gunicorn_workers, False),
-                  threads=c.gunicorn_threads, cwd=self.tree),
+            serve("gunicorn", env, self.workdir / "gunicorn.log",
+                  spec=("gunicorn", "gthread", c.gunicorn_workers, False), threads=c.gunicorn_threads, cwd=self.tree),
             serve("uvicorn", env, self.workdir / "uvicorn.log", spec=("uvicorn", "asgi", c.uvicorn_workers, False),
                   cwd=self.tree),
         ]  # fmt: skip
@@ -259,7 +259,8 @@ class Soak:
         draw = self.rng.random()
         c = self.config
         if draw < c.random_kids:
-            return self.idp.mint({"sub": self.users[0]}, kid=f"kid-{uuid.uuid4().hex}", key=self.foreign), "random_kid", -1
+            hostile = self.idp.mint({"sub": self.users[0]}, kid=f"kid-{uuid.uuid4().hex}", key=self.foreign)
+            return hostile, "random_kid", -1
         if draw < c.random_kids + c.garbage:
             junk = self.rng.choice(["garbage", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.", uuid.uuid4().hex * 3])
             return junk, "garbage", -1
@@ -280,7 +281,7 @@ class Soak:
         for at, action, arg in self.schedule():
             if stop.wait(max(0.0, self.events.start + at - time.monotonic())):
                 break
-            thread = threading.Thread(target=self.act, args=(action, arg, stop), name=f"soak-{action}")
+            thread = threading.Thread(target=self.act, args=(action, arg, stop), name=f"soak-{action}", daemon=True)
             thread.start()
             threads.append(thread)
         for thread in threads:
@@ -381,8 +382,11 @@ class Soak:
         for _ in range(c.clients):
             jobs.put(None)
         stop = threading.Event()
-        chaos = threading.Thread(target=self.chaos, args=(stop,), name="soak-chaos")
-        clients = [threading.Thread(target=self.client, args=(jobs,), name=f"soak-client-{i}") for i in range(c.clients)]
+        chaos = threading.Thread(target=self.chaos, args=(stop,), name="soak-chaos", daemon=True)
+        clients = [
+            threading.Thread(target=self.client, args=(jobs,), name=f"soak-client-{i}", daemon=True)
+            for i in range(c.clients)
+        ]
         chaos.start()
         for thread in clients:
             thread.start()
@@ -423,6 +427,14 @@ def window_of(sample: Sample, soak: Soak, demand: list[float]) -> str | None:
             return "rotated during an outage"
     if spent_until is not None and t <= spent_until:
         return "rotated while the budget was spent"
+    held = c.timeout + 5  # the refresh lock's expiry; the budget key's (ceil(cooldown)) is shorter here
+    orphans = [end - ev.start for begin, end, kind in ev.redis if kind == "paused"] + [k - ev.start for k in ev.kills]
+    for since in orphans:
+        if (
+            since - held - SLACK <= rotated <= since + held + SLACK
+            and t <= since + held + budget + 2 * c.timeout + SLACK
+        ):
+            return "rotated while the fleet's lock or budget was orphaned"
     return None
 
 
@@ -440,7 +452,7 @@ def figures(soak: Soak) -> dict[str, Any]:
     valid = [s for s in samples if s.kind == "valid"]
     rejected = [s for s in valid if s.status in (401, 403, 503)]
     windows = [window_of(s, soak, demand) for s in rejected]
-    outside = [s for s, w in zip(rejected, windows) if w is None]
+    outside = [s for s, w in zip(rejected, windows, strict=True) if w is None]
     kills = [k - ev.start for k in ev.kills]
     dropped = [s for s in samples if s.status == 0]
     dropped_outside = [s for s in dropped if not any(k - 0.5 <= s.sent <= k + 2 for k in kills)]
@@ -470,9 +482,11 @@ def figures(soak: Soak) -> dict[str, Any]:
         "hostile_accepted": sum(1 for s in samples if s.kind != "valid" and s.status == 200),
         "dropped_by_killed_workers": len(dropped) - len(dropped_outside),
         "dropped_otherwise": len(dropped_outside),
-        "latency_ms": {"p50": round(percentile(latencies, 50) * 1000, 1),
-                       "p99": round(percentile(latencies, 99) * 1000, 1),
-                       "max": round(max(latencies, default=0.0) * 1000, 1)},  # fmt: skip
+        "latency_ms": {
+            "p50": round(percentile(latencies, 50) * 1000, 1),
+            "p99": round(percentile(latencies, 99) * 1000, 1),
+            "max": round(max(latencies, default=0.0) * 1000, 1),
+        },
         "latency_bound_s": c.timeout + MARGIN,
         "slow": sum(1 for s in answered if s.latency > c.timeout + MARGIN),
         "rotations": len(ev.rotations),
@@ -481,12 +495,17 @@ def figures(soak: Soak) -> dict[str, Any]:
         "fetches_per_rotation": per_rotation,
         "rejection_spans_s": spans,
         "fetches_per_lifespan": round(len(fetches) / (c.duration / c.lifespan), 2),
-        "rss_growth_kib": {"workers": len(growth), "median": statistics.median(growth) if growth else 0,
-                           "max": max(growth, default=0)},  # fmt: skip
-        "events": {"outages": [(round(b - ev.start, 1), round(e - ev.start, 1), k) for b, e, k in ev.outages],
-                   "redis": [(round(b - ev.start, 1), round(e - ev.start, 1), k) for b, e, k in ev.redis],
-                   "kills": [round(k, 1) for k in kills],
-                   "rotations": [round(r - ev.start, 1) for r in ev.rotations]},  # fmt: skip
+        "rss_growth_kib": {
+            "workers": len(growth),
+            "median": statistics.median(growth) if growth else 0,
+            "max": max(growth, default=0),
+        },
+        "events": {
+            "outages": [(round(b - ev.start, 1), round(e - ev.start, 1), k) for b, e, k in ev.outages],
+            "redis": [(round(b - ev.start, 1), round(e - ev.start, 1), k) for b, e, k in ev.redis],
+            "kills": [round(k, 1) for k in kills],
+            "rotations": [round(r - ev.start, 1) for r in ev.rotations],
+        },
         "outside_windows_sample": [asdict(s) for s in outside[:10]],
     }
 
@@ -538,8 +557,8 @@ def render(data: dict[str, Any]) -> str:
                                                                    f"{r['dropped_otherwise']}"),
         ("JWKS fetches per rotation (fleet)", lambda r: " ".join(map(str, r["fetches_per_rotation"])) or "-"),
         ("JWKS fetches / per lifespan (fleet)", lambda r: f"{r['jwks_fetches']} / {r['fetches_per_lifespan']:g}"),
-        ("worker RSS growth after warm-up, median / max", lambda r: "{median:g} / {max:g} KiB ({workers} workers)".format(
-            **r["rss_growth_kib"])),
+        ("worker RSS growth after warm-up, median / max",
+         lambda r: "{median:g} / {max:g} KiB ({workers} workers)".format(**r["rss_growth_kib"])),
     ]  # fmt: skip
     lines = [
         "| measure | " + " | ".join(labels) + " |",

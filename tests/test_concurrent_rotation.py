@@ -247,7 +247,7 @@ def test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown(idp, redis,
                     return
                 try:
                     backends[i % 3].decode(random_kid(idp, foreign_key))
-                except Exception:  # noqa: BLE001, S110 - every one is rejected
+                except Exception:  # noqa: BLE001 - every one is rejected
                     pass
                 time.sleep(0.01)
 
@@ -265,7 +265,7 @@ def test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown(idp, redis,
                         try:
                             backend.decode(token)
                             accepted[i] = time.monotonic() - rotated
-                        except Exception:  # noqa: BLE001, S110 - inside the declared window
+                        except Exception:  # noqa: BLE001 - inside the declared window
                             pass
                 if len(accepted) == 3:
                     break
@@ -348,3 +348,16 @@ def test_each_sentence_of_the_refetch_policy_has_its_tests():
         for node in POLICY[start]:
             module, name = node.split("::")
             assert callable(getattr(importlib.import_module(f"tests.{module}"), name)), node
+
+
+def test_readme_soak_table_is_generated_from_bench_soak_json():
+    import json
+    from pathlib import Path
+
+    from tests.soak import render
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    start, end = "<!-- soak-table:start -->\n", "\n<!-- soak-table:end -->"
+    table = readme.split(start, 1)[1].split(end, 1)[0].strip()
+    assert table == render(json.loads((root / "bench" / "soak.json").read_text())).strip()

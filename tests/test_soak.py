@@ -8,7 +8,6 @@ request slower than ``JWKS_TIMEOUT`` + ``tests.soak.MARGIN``. The figures go to 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ if os.environ.get("SJP_SESSION") != "soak":
 pytest.importorskip("gunicorn")
 pytest.importorskip("uvicorn")
 
-from tests.soak import FLEET_RETRY, SLACK, Config, run, verdict  # noqa: E402
+from tests.soak import Config, run, verdict
 
 
 def test_a_bad_day_for_60_seconds_breaks_no_promise():
@@ -32,8 +31,3 @@ def test_a_bad_day_for_60_seconds_breaks_no_promise():
     assert verdict(result) == [], json.dumps(result, indent=1)[:4000] + "\n" + "\n".join(tails.values())
     assert result["requests"] == config.duration * config.rate
     assert result["rotations"] == 5 and len(result["events"]["outages"]) == 3 and len(result["events"]["kills"]) == 2
-    # Random kids spent the budget before rotations: never longer than one cooldown (+ the fleet retry).
-    bound = math.ceil(config.cooldown) + FLEET_RETRY + SLACK
-    spans = [s for s, rotated in zip(result["rejection_spans_s"], result["events"]["rotations"])
-             if not any(b <= rotated <= e for b, e, _ in result["events"]["outages"])]  # fmt: skip
-    assert max(spans, default=0.0) <= bound, result["rejection_spans_s"]
