@@ -321,6 +321,10 @@ POLICY = {
     ],
     "*A kid rotated in while the budget is spent*": [
         "test_concurrent_rotation::test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown",
+        "test_fleet_rotation::test_random_kids_in_the_load_across_a_rotation_reject_no_valid_token_outside_the_declared_windows",
+    ],
+    "*A kid rotated in while the fleet's lock or budget is held by nobody*": [
+        "test_soak::test_a_bad_day_for_60_seconds_breaks_no_promise",  # Redis paused and workers killed
     ],
 }
 
@@ -338,7 +342,7 @@ def policy_sentences() -> list[str]:
 
 
 def test_each_sentence_of_the_refetch_policy_has_its_tests():
-    import importlib
+    from pathlib import Path
 
     sentences = policy_sentences()
     assert len(sentences) == len(POLICY), sentences
@@ -347,7 +351,7 @@ def test_each_sentence_of_the_refetch_policy_has_its_tests():
         assert start in POLICY, f"README sentence without tests: {sentence[:80]}..."
         for node in POLICY[start]:
             module, name = node.split("::")
-            assert callable(getattr(importlib.import_module(f"tests.{module}"), name)), node
+            assert f"\ndef {name}(" in (Path(__file__).parent / f"{module}.py").read_text(), node
 
 
 def test_readme_soak_table_is_generated_from_bench_soak_json():
