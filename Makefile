@@ -4,6 +4,7 @@
 #                + SimpleJWT's own suites with and without the shim
 #   make demo    WAF-fronted Keycloak on 127.0.0.1: token rejected without the shim, accepted with it
 #   make bench   resilience benchmark vs vanilla SimpleJWT (PyJWT 2.13 and newest) -> bench/results.json
+#   make soak    a few minutes of real servers under load on a bad day -> bench/soak.json (60 s of it run in make test)
 #   make dist    sdist + wheel in dist/, twine check --strict, LICENSE in both, the sdist's own tests
 #   make pin [VERSION=X]  fingerprint a release from its sdist into simplejwt_patches/proven.py
 #   make lint | matrix | upstream | servers | list | clean
@@ -18,7 +19,7 @@ NOX := $(VENV)/bin/nox --no-color
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap redis node test lint matrix upstream servers dist demo bench list clean pin
+.PHONY: bootstrap redis node test lint matrix upstream servers dist demo bench soak list clean pin
 
 $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -63,6 +64,7 @@ upstream: bootstrap
 # .nox/logs/<session>.log and printed only when it fails; SimpleJWT's own suites (one process each)
 # run two at a time. The last line is the summary's
 # "N passed, N failed, N skipped" (CI reads it).
+SOAK_SECONDS ?= 240
 SESSIONS := lint -t package -t matrix -t servers -t fuzz -j upstream
 
 test: bootstrap redis node
@@ -87,6 +89,11 @@ demo: bootstrap
 bench: bootstrap redis
 	rm -f bench/results.json
 	$(NOX) -t bench
+
+# SOAK_BEFORE=<dir of another simplejwt_patches> adds a run of it under the label "before" (the comparison).
+soak: bootstrap redis
+	$(NOX) -s soak-long -- $(SOAK_SECONDS)
+	@if [ -n "$(SOAK_BEFORE)" ]; then $(NOX) -s soak-long -- $(SOAK_SECONDS) --label before --package $(SOAK_BEFORE) || true; fi
 
 clean:
 	rm -rf $(VENV) .nox build dist *.egg-info .hypothesis .ruff_cache .mypy_cache .pytest_cache tests/oidc/node_modules

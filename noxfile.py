@@ -17,6 +17,8 @@ Sessions (``nox -l`` lists them):
   newest pin's sdist, installed beside the wheel with pip's resolver, on the ``proven`` policy;
 * ``servers`` - tests/project under gunicorn (sync, gthread, +/- --preload) and uvicorn, with a real
   redis-server (``tests/test_servers.py``);
+* ``soak`` - 60 s of real servers under load on a bad day (``tests/test_soak.py``, tag ``servers``);
+  ``soak-long`` - ``make soak``: a few minutes of it, figures into ``bench/soak.json`` and the README;
 * ``fuzz-<release>`` - the hypothesis hunt of ``tests/test_fuzz.py`` and ``tests/test_doctor_hypothesis.py``
   at full size (10,000 tokens and 5,000 key-set responses through DRF's request path, as many through
   the doctor) on the newest release and on 5.2.0 with PyJWT 2.4 (the old pair whose own crashes the
@@ -70,7 +72,13 @@ SERVER_DEPS = ["gunicorn==27.0.1", "uvicorn==0.54.0"]
 #: Building and checking the distributions.
 DIST_DEPS = ["build[uv]==1.6.1", "twine==7.0.0"]
 #: Test modules that need their own session (servers, npm, an installed wheel); the matrix skips them.
-OWN_SESSION_TESTS = ("tests/test_servers.py", "tests/test_oidc.py", "tests/test_wheel.py")
+OWN_SESSION_TESTS = (
+    "tests/test_servers.py",
+    "tests/test_oidc.py",
+    "tests/test_wheel.py",
+    "tests/test_fleet_rotation.py",
+    "tests/test_soak.py",
+)
 LINT_DEPS = [
     "ruff==0.14.4",
     "mypy==1.18.2",
@@ -381,7 +389,21 @@ for _fuzz in FUZZ_PINS:
 def servers(session: nox.Session) -> None:
     """tests/project under gunicorn (sync/gthread, +/- --preload) and uvicorn; a real redis-server."""
     install(session, newest_env(), latest_pin().simplejwt, *TEST_DEPS, *SERVER_DEPS)
-    run_tests(session, "tests/test_servers.py", env={"SJP_SESSION": "servers"})
+    run_tests(session, "tests/test_servers.py", "tests/test_fleet_rotation.py", env={"SJP_SESSION": "servers"})
+
+
+@nox.session(python=interpreter("3.12"), tags=["servers"])
+def soak(session: nox.Session) -> None:
+    """60 s of `make soak` (tests/test_soak.py): gunicorn + uvicorn, Redis and the IdP on a bad day."""
+    install(session, newest_env(), latest_pin().simplejwt, *TEST_DEPS, *SERVER_DEPS)
+    run_tests(session, "tests/test_soak.py", env={"SJP_SESSION": "soak"})
+
+
+@nox.session(name="soak-long", python=interpreter("3.12"), tags=["soak"])
+def soak_long(session: nox.Session) -> None:
+    """make soak: a few minutes of the soak; figures into bench/soak.json and the README table."""
+    install(session, newest_env(), latest_pin().simplejwt, *TEST_DEPS, *SERVER_DEPS)
+    session.run("python", str(ROOT / "bench" / "soak.py"), *session.posargs, env={"PYTHONPATH": str(ROOT)})
 
 
 @nox.session(python=interpreter("3.12"), tags=["servers"])

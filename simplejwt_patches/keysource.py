@@ -5,12 +5,15 @@ One :class:`KeySource` per managed ``PyJWKClient`` replaces PyJWT's lookup (fixe
 
 * **Warm path without locks or network**: a kid in the cached key set is a dict lookup; PyJWT
   2.14+'s global lock (held across network I/O) is never taken.
-* **Rotation pick-up, bounded**: only *demand* refetches (caused by an unknown kid, or by a cached
-  kid whose signature fails) use the refetch budget of one per ``JWKS_REFETCH_COOLDOWN`` -- per
-  fleet with a shared cache (``cache.add`` on a budget key). Cold, expiry and background refreshes
-  do not, so the first token signed with a freshly rotated key triggers an immediate refetch,
-  while random kids cost at most one fetch per cooldown. A kid still unknown after the demand
-  refetch is rejected without network. A failed attempt of any kind is not retried before the
+* **Rotation pick-up, bounded** (README, "The refetch policy and its bound"): only *demand*
+  refetches (caused by an unknown kid, or by a cached kid whose signature fails) use the refetch
+  budget of one per ``JWKS_REFETCH_COOLDOWN`` -- per fleet with a shared cache (``cache.add`` on a
+  budget key). Cold, expiry and background refreshes do not, so the first token signed with a
+  freshly rotated key triggers an immediate refetch. Before spending the budget, a process with a
+  shared cache adopts a newer set the fleet published (one bounded read, :mod:`.refetch`); a token
+  whose kid is unknown while a refresh is in flight waits for it and is judged by its result, and a
+  process refused the fleet's budget waits for the set the fleet is fetching. A kid still unknown
+  after that is rejected without network. A failed attempt of any kind is not retried before the
   cooldown has passed; a failed demand refetch is in the 401's cause chain.
 * **Stale-while-revalidate / stale-if-error**: once the set expires, requests keep being served
   from it while *one* background thread refreshes; if refreshes fail, the last good set is served
@@ -32,7 +35,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +43,7 @@ from .conf import Options, get_options
 from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
 from .keys import log_dropped, usable_signing_keys
+from .refetch import DemandBudget, FailureMemory, FleetReads, await_fleet, elapsed
 from .shared_cache import SharedCache, adoptable
 from .transport import cache_lifetime, errors, fetch
 
@@ -145,12 +149,11 @@ class KeySource:
         self._refresh_lock = threading.Lock()
         self._bg_guard = threading.Lock()
         self._bg_thread: threading.Thread | None = None
-        self._generation = 0  # completed attempts
-        self._last_attempt: float | None = None  # monotonic, any attempt: bounds retries after a failure
-        self._last_demand: float | None = None  # monotonic, last demand refetch: the unknown-kid budget
-        self._demand_lock = threading.Lock()
-        self._last_ok = True
-        self._last_error: BaseException | None = None
+        self._generation = 0  # completed attempts and adopted fleet sets
+        self._memory = FailureMemory()  # the last attempt: bounds retries after a failure
+        self._budget = DemandBudget()  # the unknown-kid budget (the fleet's is in the shared cache)
+        self._fleet_reads: FleetReads[KeySet] = FleetReads()
+        self._adopt_lock = threading.Lock()
         self._stale_warned: float | None = None
 
     # -- public -------------------------------------------------------------------------------
@@ -174,6 +177,7 @@ class KeySource:
 
         options = get_options()
         now, wall = self._clock()
+        deadline = elapsed() + options.timeout  # every wait of this request ends by then
         if not isinstance(kid, str):  # a hostile header: a list or an object is no key id
             raise jwt.PyJWKClientError("Unable to find a signing key: the token's kid is not a string") from (
                 JWKSFailure("unknown_kid", f"the token's kid is a {type(kid).__name__}")
@@ -183,7 +187,7 @@ class KeySource:
             ahead = min(options.refresh_ahead, keyset.lifetime / 2)
             if now >= keyset.expires_mono - ahead:
                 self._refresh_in_background(options, (now, wall), generation)
-                if now >= keyset.expires_mono and not self._last_ok:
+                if now >= keyset.expires_mono and not self._memory.ok:
                     self._warn_stale(keyset, now, options)
             key = keyset.keys.get(kid)
             if key is not None:
@@ -191,14 +195,14 @@ class KeySource:
                     logger.debug("JWKS cache hit for kid %s (%d signing keys, expires in %.0f s)", kid,
                                  len(keyset.keys), keyset.expires_mono - now)  # fmt: skip
                 return key
-            refreshed = self._demand_refetch(options, (now, wall), keyset)
+            refreshed = self._demand_refetch(options, (now, wall), lambda ks: kid in ks.keys, deadline)
             key = refreshed.keys.get(kid) if refreshed is not None else None
             if key is not None:
                 return key
-            raise _unknown_kid(kid, None if self._last_ok else self._last_error)
-        if self._retry_blocked(now, options):
+            raise _unknown_kid(kid, None if self._memory.ok else self._memory.error)
+        if self._memory.blocked(now, options.refetch_cooldown):
             raise self._error_again(now, options)
-        key = self._refresh_sync(options, (now, wall)).keys.get(kid)
+        key = self._refresh_sync(options, (now, wall), deadline).keys.get(kid)
         if key is None:
             raise _unknown_kid(kid)
         return key
@@ -214,17 +218,18 @@ class KeySource:
             return None
         options = get_options()
         now, wall = self._clock()
-        keyset = self._keyset
-        if keyset is None:
+        if self._keyset is None:
             return None
+
+        def replaced(keyset: KeySet) -> bool:
+            fresh = keyset.keys.get(kid)
+            return fresh is not None and fresh is not key and not _same_jwk(fresh, key)
+
         try:
-            refreshed = self._demand_refetch(options, (now, wall), keyset)
+            refreshed = self._demand_refetch(options, (now, wall), replaced, elapsed() + options.timeout)
         except Exception:  # noqa: BLE001 - logged by the transport; the signature error stands
             return None
-        fresh = refreshed.keys.get(kid) if refreshed is not None else None
-        if fresh is None or fresh is key or _same_jwk(fresh, key):
-            return None
-        return fresh
+        return refreshed.keys[kid] if refreshed is not None and replaced(refreshed) else None
 
     def prime(self, payload: dict[str, Any], lifetime: float, *, storable: bool = True) -> bool:
         """Use a key set fetched elsewhere in this process (the doctor's probe) when none is cached.
@@ -243,7 +248,7 @@ class KeySource:
             except Exception:  # noqa: BLE001 - an unusable set is left to the normal fetch
                 return False
             self._keyset = keyset
-            self._last_attempt, self._last_ok, self._last_error = now[0], True, None
+            self._memory.record(now[0], None)
             self._generation += 1
         return True
 
@@ -256,55 +261,68 @@ class KeySource:
         with self._refresh_lock:
             if self._keyset is not None:
                 return False
-            self._last_attempt, self._last_ok, self._last_error = now[0], False, error
+            self._memory.record(now[0], error)
             self._generation += 1
         return True
 
-    # -- the demand-refetch budget ------------------------------------------------------------
+    # -- the refetch policy (README, "The refetch policy and its bound") -------------------------
 
-    def _retry_blocked(self, now: float, options: Options) -> bool:
-        """Whether the last attempt failed less than a cooldown ago (failed fetches are not retried sooner)."""
-        return (
-            not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown
-        )
+    def _demand_refetch(
+        self, options: Options, now: tuple[float, float], wanted: Callable[[KeySet], bool], deadline: float
+    ) -> KeySet | None:
+        """A set that has what the token needs (``wanted(keyset)``), or ``None``.
 
-    def _demand_refetch(self, options: Options, now: tuple[float, float], seen: KeySet) -> KeySet | None:
-        """Refetch for an unknown kid if the budget allows; ``None`` when it does not.
-
-        The budget is one demand refetch per cooldown, per process and -- with a shared cache --
-        per fleet. A set that changed since ``seen`` (another thread or process refreshed) is used
-        without spending the budget.
+        In order: a set refreshed since the request looked; the fleet's newer set (one bounded read);
+        the result of a refresh in flight (waited for until ``deadline``); then, budget permitting, one
+        demand refetch -- or, when another process spent the fleet's budget, the set its fetch publishes.
         """
-        if self._keyset is not seen and self._keyset is not None and self._last_ok:
-            return self._keyset  # refreshed meanwhile
-        if self._retry_blocked(now[0], options):
-            return None
-        with self._demand_lock:
-            last = self._last_demand
-            if last is not None and now[0] - last < options.refetch_cooldown:
-                return None
-            self._last_demand = now[0]
+        keyset = self._keyset
+        if keyset is not None and wanted(keyset):
+            return keyset  # refreshed meanwhile
         if options.shared_cache:
-            adopted = self._shared_newer(options, now, seen)
-            if adopted is not None:
+            adopted = self._fleet_reads.read(lambda: self._shared_newer(options, now), deadline)
+            if adopted is not None and wanted(adopted):
                 return adopted
-            granted = SharedCache(options.shared_cache).take_demand_budget(self._url(), options.refetch_cooldown)
-            if granted is False:  # another process used the fleet's budget in this window
+        if not self._refresh_lock.acquire(timeout=max(0.0, deadline - elapsed())):
+            raise _connection_error(
+                f"a JWKS refresh in progress did not finish within JWKS_TIMEOUT={options.timeout:g} s"
+            ) from JWKSFailure("timeout", "waited JWKS_TIMEOUT for a refresh in progress")
+        try:
+            keyset = self._keyset
+            if keyset is not None and wanted(keyset):
+                return keyset  # the refresh this request waited for has it
+            if self._memory.blocked(now[0], options.refetch_cooldown):
                 return None
-        return self._refresh_sync(options, now, demand=True)
+            if not self._budget.take(now[0], options.refetch_cooldown):
+                return None  # spent by a fetch this process made (or waited for) less than a cooldown ago
+            if options.shared_cache:
+                cache = SharedCache(options.shared_cache)
+                url = self._url()
+                if cache.take_demand_budget(url, options.refetch_cooldown) is False:
+                    self._budget.refused_by_fleet(now[0], options.refetch_cooldown)
+                    return await_fleet(lambda: self._shared_newer(options, now), lambda: cache.locked(url), deadline)
+            return self._attempt(options, now, demand=True)
+        finally:
+            self._refresh_lock.release()
 
-    def _shared_newer(self, options: Options, now: tuple[float, float], seen: KeySet) -> KeySet | None:
-        """The shared cache's set when another process published one newer than ``seen``."""
+    def _shared_newer(self, options: Options, now: tuple[float, float]) -> KeySet | None:
+        """The shared cache's set, adopted, when another process published one newer than ours."""
         assert options.shared_cache
         url = self._url()
         entry = SharedCache(options.shared_cache).get(url)
+        seen = self._keyset
         if entry is None or not adoptable(entry, seen, now[1], options):
             return None
         try:
             keyset = self._adopt(entry, url, now)
         except Exception:  # noqa: BLE001 - an unusable entry: fetch instead
             return None
-        self._keyset = keyset
+        with self._adopt_lock:
+            current = self._keyset
+            if current is not None and current.fetched_wall >= keyset.fetched_wall:
+                return current if current.fetched_wall == keyset.fetched_wall else None
+            self._keyset = keyset
+            self._generation += 1
         return keyset
 
     def _url(self) -> str:
@@ -313,11 +331,11 @@ class KeySource:
 
     # -- refreshing ---------------------------------------------------------------------------
 
-    def _refresh_sync(self, options: Options, now: tuple[float, float], *, demand: bool = False) -> KeySet:
+    def _refresh_sync(self, options: Options, now: tuple[float, float], deadline: float) -> KeySet:
         generation = self._generation
-        # Single flight: wait for a refresh already in progress, but never longer than JWKS_TIMEOUT
+        # Single flight: wait for a refresh already in progress, but never past the request's deadline
         # (the fetch itself has that deadline; a waiter must not queue behind it indefinitely).
-        if not self._refresh_lock.acquire(timeout=options.timeout):
+        if not self._refresh_lock.acquire(timeout=max(0.0, deadline - elapsed())):
             keyset = self._keyset
             if keyset is not None and now[0] < keyset.expires_mono + options.stale_if_error:
                 return keyset  # the stale set, while a slow refresh is still running
@@ -326,10 +344,10 @@ class KeySource:
             ) from JWKSFailure("timeout", "waited JWKS_TIMEOUT for a refresh in progress")
         try:
             if self._generation != generation:
-                if self._last_ok and self._keyset is not None:
+                if self._memory.ok and self._keyset is not None:
                     return self._keyset
                 raise self._error_again(now[0], options)
-            return self._attempt(options, now, demand=demand)
+            return self._attempt(options, now)
         finally:
             self._refresh_lock.release()
 
@@ -337,7 +355,7 @@ class KeySource:
         now = clock[0]
         if self._refresh_lock.locked() or self._generation != generation:
             return  # in flight, or refreshed since this request looked
-        if not self._last_ok and self._last_attempt is not None and now - self._last_attempt < options.refetch_cooldown:
+        if self._memory.blocked(now, options.refetch_cooldown):
             return
         with self._bg_guard:
             if self._bg_thread is not None and self._bg_thread.is_alive():
@@ -372,7 +390,7 @@ class KeySource:
         try:
             keyset = self._fetch(options, now, demand=demand)
         except Exception as exc:
-            self._last_attempt, self._last_ok, self._last_error = started, False, exc
+            self._memory.record(started, exc)
             self._generation += 1
             stale = self._stale_from_shared(options, now) if self._keyset is None else None
             if stale is None:
@@ -380,7 +398,7 @@ class KeySource:
             self._keyset = stale  # a process (re)started during an outage: the fleet's last good set
             return stale
         self._keyset = keyset
-        self._last_attempt, self._last_ok, self._last_error = started, True, None
+        self._memory.record(started, None)
         self._generation += 1
         return keyset
 
@@ -471,8 +489,8 @@ class KeySource:
     # -- errors and warnings ------------------------------------------------------------------
 
     def _error_again(self, now: float, options: Options) -> BaseException:
-        last = self._last_error
-        ago = now - (self._last_attempt or now)
+        last = self._memory.error
+        ago = now - (self._memory.attempt or now)
         reason = describe(_root(last)) if last is not None else "unknown"
         error = _connection_error(
             f'Fail to fetch data from the url, err: "{reason}" (last attempt {ago:.0f} s ago; '
@@ -492,7 +510,7 @@ class KeySource:
             safe_url(str(getattr(client, "uri", ""))),
             now - keyset.expires_mono,
             options.stale_if_error,
-            describe(_root(self._last_error)) if self._last_error else "unknown",
+            describe(_root(self._memory.error)) if self._memory.error else "unknown",
         )
 
 

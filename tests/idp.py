@@ -217,12 +217,13 @@ class FakeKeycloak:
         self._active_kid = self._add_signing_key(_pool_key(0))
 
     # -- lifecycle -------------------------------------------------------
-    def start(self) -> FakeKeycloak:
+    def start(self, port: int = 0) -> FakeKeycloak:
+        """Serve on ``port`` (default: a free one; the soak restarts a stopped IdP on its old port)."""
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("FakeKeycloak already started")
             self._stop_event = threading.Event()
-            server = _Server(("127.0.0.1", 0), _Handler)
+            server = _Server(("127.0.0.1", port), _Handler)
             server.idp = self
             if self.ssl_context is not None:
                 server.socket = self.ssl_context.wrap_socket(

@@ -71,11 +71,11 @@ for name in sys.argv[1:]:
 """
 
 
-def migrate(env: dict[str, str], *usernames: str) -> None:
+def migrate(env: dict[str, str], *usernames: str, cwd: Path = ROOT) -> None:
     """Create the sqlite database (``SJP_DB``) and the users, before the server starts."""
     done = subprocess.run(
         [sys.executable, "-c", _SETUP_DB, *usernames],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -127,8 +127,11 @@ def serve(
     log: Path,
     ready_timeout: float = 60.0,
     spec: tuple[str, str, int, bool] | None = None,
+    threads: int = 2,
+    cwd: Path = ROOT,
 ) -> Served:
-    """Start ``SERVERS[name]`` (or ``spec``) on a free loopback port; wait (bounded) until it answers HTTP."""
+    """Start ``SERVERS[name]`` (or ``spec``) on a free loopback port; wait (bounded) until it answers HTTP.
+    ``threads``: per gthread worker; ``cwd``: the tree whose tests/project and simplejwt_patches it serves."""
     server, kind, workers, preload = spec or SERVERS[name]
     port = free_port()
     if server == "gunicorn":
@@ -138,7 +141,7 @@ def serve(
             "--graceful-timeout", "5", "--timeout", "30", "--log-level", "warning",
         ]  # fmt: skip
         if kind == "gthread":
-            cmd += ["--threads", "2"]
+            cmd += ["--threads", str(threads)]
         if preload:
             cmd.append("--preload")
     else:
@@ -148,7 +151,7 @@ def serve(
             "--lifespan", "off", "--log-level", "warning", "--timeout-graceful-shutdown", "5",
         ]  # fmt: skip
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     served = Served(name, proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:  # bounded readiness poll: any HTTP answer will do

@@ -93,3 +93,6 @@ if "SJP_JWK_URL" in os.environ:  # subprocess projects (tests/test_enablement.py
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
             "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["SJP_REDIS"]},
         }
+        if os.environ.get("SJP_REDIS_TIMEOUT"):  # seconds for every Redis operation (the soak pauses Redis)
+            _timeout = float(os.environ["SJP_REDIS_TIMEOUT"])
+            CACHES["jwks"]["OPTIONS"] = {"socket_timeout": _timeout, "socket_connect_timeout": _timeout}
