@@ -5,6 +5,7 @@
 #   make demo    WAF-fronted Keycloak on 127.0.0.1: token rejected without the shim, accepted with it
 #   make bench   resilience benchmark vs vanilla SimpleJWT (PyJWT 2.13 and newest) -> bench/results.json
 #   make soak    a few minutes of real servers under load on a bad day -> bench/soak.json (60 s of it run in make test)
+#   make docs    the reference site from docs/ (mkdocs --strict) into build/site
 #   make dist    sdist + wheel in dist/, twine check --strict, LICENSE in both, the sdist's own tests
 #   make pin [VERSION=X]  fingerprint a release from its sdist into simplejwt_patches/proven.py
 #   make lint | matrix | upstream | servers | list | clean
@@ -19,7 +20,7 @@ NOX := $(VENV)/bin/nox --no-color
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap redis node test lint matrix upstream servers dist demo bench soak list clean pin
+.PHONY: bootstrap redis node test lint matrix upstream servers dist docs demo bench soak list clean pin
 
 $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -77,6 +78,9 @@ servers: bootstrap redis node
 
 dist: bootstrap
 	$(NOX) -s dist sdist
+
+docs: bootstrap
+	$(NOX) -s docs
 
 # make pin VERSION=X: fingerprint release X from its sdist (diff against the newest pin, candidate
 # entry in simplejwt_patches/proven.py); make pin: regenerate every pinned release.

@@ -10,6 +10,7 @@ Sessions (``nox -l`` lists them):
   time, run without and with ``simplejwt_patches`` in ``INSTALLED_APPS``; any test that passes
   without the shim and not with it fails the session;
 * ``demo`` - the self-contained demo (``make demo``);
+* ``docs`` - the documentation site from ``docs/`` (``make docs``), built with ``--strict``;
 * ``dist`` - sdist + wheel into ``dist/`` (``python -m build``), ``twine check --strict``, LICENSE in both;
 * ``sdist`` - unpack a freshly built sdist in a temp dir, install it, run its unit tests from there;
 * ``wheel`` - install the built wheel into a fresh venv outside the checkout and run the Keycloak
@@ -71,6 +72,8 @@ TEST_DEPS = [
 SERVER_DEPS = ["gunicorn==27.0.1", "uvicorn==0.54.0"]
 #: Building and checking the distributions.
 DIST_DEPS = ["build[uv]==1.6.1", "twine==7.0.0"]
+#: The documentation site (``make docs``; mkdocs.yml).
+DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.1"]
 #: Test modules that need their own session (servers, npm, an installed wheel); the matrix skips them.
 OWN_SESSION_TESTS = (
     "tests/test_servers.py",
@@ -299,14 +302,26 @@ def dist(session: nox.Session) -> None:
         session.log(f"{archive.name}: {len(names)} files, LICENSE at {licenses[0]}")
     sdist_names = set(archive_names(sdists[0]))
     needed = {
-        "LICENSE", "CHANGELOG.md", "noxfile.py", "Makefile", ".ci/run", ".ci/summary.py", "tests/conftest.py",
-        "tests/helpers.py", "tests/idp.py", "tests/proxy.py", "tests/project/settings.py", "tests/project/wsgi.py",
-        "tests/upstream/sjp_upstream_plugin.py", "tests/oidc/package-lock.json", "tests/oidc/server.js",
+        "LICENSE", "CHANGELOG.md", "noxfile.py", "Makefile", "mkdocs.yml", "docs/index.md", ".ci/run",
+        ".ci/summary.py", "tests/conftest.py", "tests/docs.py", "tests/helpers.py", "tests/idp.py",
+        "tests/proxy.py", "tests/project/settings.py", "tests/project/wsgi.py", "tests/upstream/sjp_upstream_plugin.py",
+        "tests/oidc/package-lock.json", "tests/oidc/server.js",
     }  # fmt: skip
     if missing := sorted(needed - sdist_names):
         session.error(f"the sdist lacks {missing}")
     if junk := sorted(n for n in sdist_names if "__pycache__" in n or "node_modules" in n or "/.nox/" in f"/{n}"):
         session.error(f"the sdist carries caches: {junk[:5]}")
+
+
+@nox.session(python=interpreter("3.12"), tags=["package"])
+def docs(session: nox.Session) -> None:
+    """make docs: the site from docs/ (mkdocs.yml) with --strict: a broken link, anchor or nav entry fails."""
+    session.install(*DOCS_DEPS)
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # the theme's end-of-life banner (May 2027) is not a build problem
+    site = Path(tempfile.mkdtemp(prefix="sjp-docs-")) if os.environ.get("CI") else ROOT / "build" / "site"
+    session.run("mkdocs", "build", "--strict", "--clean", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir",
+                str(site))  # fmt: skip
+    session.log(f"site built in {site}")
 
 
 @nox.session(python=interpreter("3.12"), tags=["package"])

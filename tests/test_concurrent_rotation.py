@@ -1,4 +1,4 @@
-"""Rotation under concurrent traffic (issue 18): the README's "refetch policy", sentence by sentence.
+"""Rotation under concurrent traffic (issue 18): the "refetch policy" (docs/resilience.md), sentence by sentence.
 
 Through DRF's real request path (``APIClient`` in many threads) or, for the fleet, several
 ``TokenBackend`` instances sharing a real redis-server (each has its own key source, as separate
@@ -331,9 +331,10 @@ POLICY = {
 
 def policy_sentences() -> list[str]:
     import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    from tests.docs import page
+
+    readme = page("resilience.md")
     policy = readme.split("**The refetch policy and its bound.** ", 1)[1].split("\n\n", 1)[0]
     windows = readme.split("**Declared fail-closed windows.**", 1)[1].split("\n\n", 2)[1]
     sentences = re.split(r"(?<=[.;])\n(?=[A-Z])", policy)  # one sentence per source line start
@@ -348,20 +349,16 @@ def test_each_sentence_of_the_refetch_policy_has_its_tests():
     assert len(sentences) == len(POLICY), sentences
     for sentence in sentences:
         (start,) = [s for s in POLICY if sentence.startswith(s)] or [sentence[:60]]
-        assert start in POLICY, f"README sentence without tests: {sentence[:80]}..."
+        assert start in POLICY, f"docs/resilience.md sentence without tests: {sentence[:80]}..."
         for node in POLICY[start]:
             module, name = node.split("::")
             assert f"\ndef {name}(" in (Path(__file__).parent / f"{module}.py").read_text(), node
 
 
-def test_readme_soak_table_is_generated_from_bench_soak_json():
+def test_docs_soak_table_is_generated_from_bench_soak_json():
     import json
-    from pathlib import Path
 
+    from tests.docs import ROOT, section
     from tests.soak import render
 
-    root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    start, end = "<!-- soak-table:start -->\n", "\n<!-- soak-table:end -->"
-    table = readme.split(start, 1)[1].split(end, 1)[0].strip()
-    assert table == render(json.loads((root / "bench" / "soak.json").read_text())).strip()
+    assert section("soak-table") == render(json.loads((ROOT / "bench" / "soak.json").read_text())).strip()

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from simplejwt_patches.checks import all_check_ids, check_settings, checks_markdown
 from simplejwt_patches.conf import SCHEMA, build_options, settings_markdown
+from tests.docs import section
 
 ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "simplejwt_patches"
@@ -104,19 +105,12 @@ def test_the_cycle_finder_finds_cycles():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-def _section(marker: str) -> str:
-    readme = (ROOT / "README.md").read_text()
-    start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
-    assert start in readme and end in readme, marker
-    return readme.split(start, 1)[1].split(end, 1)[0].strip()
+def test_docs_settings_table_is_generated_from_the_schema():
+    assert section("settings-table") == settings_markdown().strip()
 
 
-def test_readme_settings_table_is_generated_from_the_schema():
-    assert _section("settings-table") == settings_markdown().strip()
-
-
-def test_readme_check_table_is_generated_from_the_declarations():
-    assert _section("checks-table") == checks_markdown().strip()
+def test_docs_check_table_is_generated_from_the_declarations():
+    assert section("checks-table") == checks_markdown().strip()
 
 
 def test_every_check_id_has_a_test():
@@ -167,3 +161,25 @@ def test_the_leak_detector_finds_a_logged_token_or_secret():
     found = DETECTOR.leaks(start)
     del DETECTOR.records[start:]  # keep the autouse check of this test itself clean
     assert len(found) >= 3 and not any("nothing to see" in f for f in found)
+
+
+def test_every_link_from_the_readme_into_docs_resolves():
+    """``make docs`` checks links between the pages (``--strict``); the README is not one of them."""
+    import re as _re
+
+    from tests.docs import DOCS, README, heading_anchors
+
+    text = README.read_text()
+    links = _re.findall(r"\]\((docs/[^)#\s]+)(?:#([^)\s]+))?\)", text)
+    assert links, "the README links into docs/"
+    for target, anchor in links:
+        path = README.parent / target
+        assert path.is_file(), f"README links to missing {target}"
+        if anchor:
+            assert anchor in heading_anchors(path.read_text()), f"README links to {target}#{anchor}: no such heading"
+    local = {a for a in _re.findall(r"\]\(#([^)\s]+)\)", text)}
+    assert local <= heading_anchors(text), sorted(local - heading_anchors(text))
+    assert len(text.splitlines()) <= 250, "the README is the front door: the reference belongs in docs/"
+    assert {p.name for p in DOCS.glob("*.md")} <= set(
+        _re.findall(r"^  - [^:]+: (\S+)$", (README.parent / "mkdocs.yml").read_text(), _re.M)
+    )

@@ -28,6 +28,7 @@ from tests.project.settings import scenario_settings
 
 pytestmark = pytest.mark.django_db
 README = Path(__file__).resolve().parent.parent / "README.md"
+RECIPES = Path(__file__).resolve().parent.parent / "docs" / "recipes.md"
 
 #: Keycloak-only claims of the loopback IdP's default token (removed for the other providers).
 KEYCLOAK_ONLY = (
@@ -37,21 +38,29 @@ KEYCLOAK_ONLY = (
 
 
 def readme_blocks() -> dict[str, dict[str, Any]]:
-    """``{label: {"SIMPLE_JWT": ..., "SIMPLE_JWT_PATCHES": ...}}`` for every settings block of the README.
+    """``{label: {"SIMPLE_JWT": ..., "SIMPLE_JWT_PATCHES": ...}}`` for every settings block of the README
+    and of docs/recipes.md.
 
     The label is the nearest heading (``## The Keycloak scenario``) or bold lead (``**Auth0**``) above it.
     """
     found: dict[str, dict[str, Any]] = {}
-    label = ""
     pattern = re.compile(r"^## ([^\n]+)$|^\*\*([^*\n]+)\*\*|^```python\n(.*?)^```", re.M | re.S)
-    for match in pattern.finditer(README.read_text()):
+    for source in (README, RECIPES):
+        found.update(_blocks(source, pattern, found))
+    return found
+
+
+def _blocks(source: Path, pattern: re.Pattern[str], seen: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    label = ""
+    for match in pattern.finditer(source.read_text()):
         heading, bold, code = match.groups()
         if heading or bold:
             label = (heading or bold).strip()
         elif code and "SIMPLE_JWT = {" in code:
             namespace: dict[str, Any] = {}
-            exec(compile(code, f"README.md ({label})", "exec"), namespace)
-            assert label not in found, f"two settings blocks under {label!r}"
+            exec(compile(code, f"{source.name} ({label})", "exec"), namespace)
+            assert label not in found and label not in seen, f"two settings blocks under {label!r}"
             found[label] = {k: namespace[k] for k in ("SIMPLE_JWT", "SIMPLE_JWT_PATCHES") if k in namespace}
     return found
 
@@ -176,7 +185,7 @@ def test_recipe_accepts_only_this_apis_access_tokens(recipe, request):
     finally:
         signals.token_rejected.disconnect(receiver)
     if SIMPLEJWT < Version("5.2.0") and None in (api_settings.JTI_CLAIM, api_settings.TOKEN_TYPE_CLAIM):
-        assert "SimpleJWT supports from 5.2.0 on: 4.8.0 – 5.1.0 reject every such token" in README.read_text()
+        assert "SimpleJWT supports from 5.2.0 on: 4.8.0 – 5.1.0 reject every such token" in RECIPES.read_text()
         assert set(statuses.values()) == {401}, statuses  # still fails closed
         return
     assert statuses.pop("own") == 200 and "own" not in reasons
