@@ -25,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import deadline  # noqa: E402
 from tests.idp import FakeKeycloak, Mode, generate_rsa_key  # noqa: E402
 
 APPS = ["django.contrib.auth", "django.contrib.contenttypes", "rest_framework", "rest_framework_simplejwt"]
@@ -380,6 +381,7 @@ def main() -> int:
             bench.outage(Mode.HANG)
             bench.thundering_herd()
             bench.fleet(redis_url)
+            bench.results["deadline"] = deadline.measure(bench, redis_url)
             bench.apply_cost()
             label = f"pyjwt-{jwt.__version__}"
             meta = {
@@ -440,6 +442,12 @@ def render(data: dict[str, Any]) -> str:
         f = r["fleet_8_processes_redis"]
         lines.append(f"| fetches per lifespan, 8 processes + Redis | {f['vanilla']['fetches_per_lifespan']} | "
                      f"{f['patched']['fetches_per_lifespan']} | {f['target']} | {'✓' if f['ok'] else '✗'} |")  # fmt: skip
+        if "deadline" in r:
+            d = r["deadline"]
+            waits = ", ".join(f"{title} {seconds:g} s" for title, seconds in d["waits_s"].items())
+            skipped = f" (not measured: {d['skipped']})" if d["skipped"] else ""
+            lines.append(f"| slowest cold request per fault, `JWKS_TIMEOUT = 1`: {waits}{skipped} | – | "
+                         f"{max(d['waits_s'].values()):g} s | {d['target']} | {'✓' if d['ok'] else '✗'} |")  # fmt: skip
         a = r["apply_cost"]
         fresh = f"{a['fresh_process_ms']} ms" + (
             f" (worst {a['fresh_process_max_ms']} ms of {a['fresh_processes']}; importing the package first: "
