@@ -88,14 +88,22 @@ def describe(exc: BaseException) -> str:
 def safe_url(url: str) -> str:
     """``url`` as every output shows it: the one place URLs are made safe to show.
 
-    User-info, query and fragment are dropped (any of them may carry credentials), and so is a path's
-    part up to its last ``@`` (the rest of a password with an unencoded ``/``); an IPv6 host
+    User-info, query and fragment are dropped (any of them may carry credentials), and so is all that
+    stands before the URL's last ``@`` (a password with an unencoded ``/``, ``?`` or ``#``); an IPv6 host
     keeps its brackets (``http://[::1]:8080/...``); control, space and non-ASCII characters are
     percent-encoded (a URL can never break a log line); an unusable port is named, not raised;
     the result is at most ~300 characters.
     """
+    text = str(url)
+    scheme_end = text.find("//")
+    start = scheme_end + 2 if scheme_end != -1 else 0
+    if "@" in text[start:]:
+        # User-info with an unencoded '/', '?' or '#' ends the authority early ('user:pw#@host'), and
+        # without '//' there is no authority at all: whatever stands before the URL's last '@' may be
+        # a password, so it is never shown.
+        text = text[:start] + text[start + text[start:].rindex("@") + 1 :]
     try:
-        parts = urlsplit(str(url))
+        parts = urlsplit(text)
         host = parts.hostname or ""
     except ValueError:
         return REDACTED
@@ -110,8 +118,6 @@ def safe_url(url: str) -> str:
         host = f"{host}:{port}"
     scheme = quote(parts.scheme, safe="+-.", errors="replace")
     path = parts.path
-    if "@" in path:  # user-info the URL grammar split off early ('user:12/rest-of-password@host'): hidden
-        path = "/" + REDACTED + path[path.rindex("@") :]
     path = quote(path, safe=_PATH_SAFE, errors="replace")
     shown = urlunsplit((scheme, host, path, "", ""))
     return shown if len(shown) <= _MAX_URL else shown[: _MAX_URL - 3] + "..."

@@ -20,7 +20,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -372,6 +372,9 @@ url_hosts = st.one_of(
     host=url_hosts,
     tail=url_parts.filter(lambda t: "@" not in t),
 )
+@example(scheme="https://", password="#", host="127.0.0.1", tail="")  # '#' ends the authority before '@'
+@example(scheme="https://", password="?", host="127.0.0.1", tail="/certs")
+@example(scheme="", password="#", host="127.0.0.1", tail="")  # no '//': no authority at all
 def test_any_jwk_url_with_credentials_is_refused_and_never_shows_them(scheme, password, host, tail):
     from simplejwt_patches.conf import jwk_url_problems
     from simplejwt_patches.diagnostics import safe_url
