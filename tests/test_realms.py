@@ -115,7 +115,7 @@ def unsigned(claims: dict[str, Any] | str, kid: str = "k") -> str:
 # -- each realm's tokens, and only its own ----------------------------------------------------------
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_each_realms_token_is_200_by_discovery_and_by_jwk_url(realms, api, idp):
     a, b = realms.a, realms.b
     assert a.issuer.startswith("https://sso.example.test/") and "localhost" in b.issuer
@@ -129,7 +129,7 @@ def test_each_realms_token_is_200_by_discovery_and_by_jwk_url(realms, api, idp):
     assert len(a.requests) == 2 and len(b.requests) == 1
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_a_token_for_the_other_realms_audience_is_401(realms, api, rejected):
     a, b = realms.a, realms.b
     response = api(a.mint({"aud": ["b-api"]}))
@@ -139,7 +139,7 @@ def test_a_token_for_the_other_realms_audience_is_401(realms, api, rejected):
     assert rejected[-1]["reason_code"] == "bad_audience" and rejected[-1]["issuer"] == b.issuer
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_a_token_signed_by_one_realm_claiming_the_other_is_401(realms, api, rejected):
     a, b = realms.a, realms.b
     assert a.active_kid != b.active_kid
@@ -170,7 +170,7 @@ def test_each_issuer_has_its_own_authorized_parties(realms, api, rejected):
 # -- selection before any network -----------------------------------------------------------------
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_an_untrusted_realms_token_is_401_bad_issuer_without_any_request(realms, api, rejected, caplog):
     with FakeKeycloak(realm="tenant-c", client_id="c-web") as c:
         c.audience = "a-api"
@@ -191,7 +191,7 @@ HOSTILE_ISS = [
 ]  # fmt: skip
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 @pytest.mark.parametrize("iss", HOSTILE_ISS, ids=lambda v: repr(v)[:20])
 def test_hostile_iss_values_are_401_bad_issuer_never_500(realms, api, rejected, iss):
     claims = {"sub": "x", "exp": int(time.time()) + 60, "typ": "Bearer", "aud": "a-api"}
@@ -210,14 +210,14 @@ UNREADABLE = [
 ]  # fmt: skip
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 @pytest.mark.parametrize("raw", UNREADABLE, ids=range(len(UNREADABLE)))
 def test_unreadable_claims_are_401_without_any_request(realms, api, raw):
     assert api(raw).status_code == 401
     assert realms.a.requests == [] and realms.b.requests == []
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_ten_thousand_random_issuers_cost_zero_fetches(realms, rejected):
     from rest_framework_simplejwt.authentication import JWTAuthentication
     from rest_framework_simplejwt.exceptions import InvalidToken
@@ -243,7 +243,7 @@ def test_ten_thousand_random_issuers_cost_zero_fetches(realms, rejected):
 # -- each realm its own key source ----------------------------------------------------------------
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_one_realm_rotates_the_new_key_is_accepted_first_time_and_the_other_is_not_refetched(realms, api):
     a, b = realms.a, realms.b
     assert api(a.mint()).status_code == 200 and api(b.mint()).status_code == 200
@@ -257,7 +257,7 @@ def test_one_realm_rotates_the_new_key_is_accepted_first_time_and_the_other_is_n
     assert api(a.mint()).status_code == 200 and len(a.requests) == before_a and len(b.jwks_requests()) == 2
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_unknown_kids_against_one_realm_never_cost_the_other(realms, api):
     a, b = realms.a, realms.b
     assert api(a.mint()).status_code == 200 and api(b.mint()).status_code == 200
@@ -268,7 +268,7 @@ def test_unknown_kids_against_one_realm_never_cost_the_other(realms, api):
     assert len(b.jwks_requests()) <= 2  # one demand refetch per cooldown
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 @pytest.mark.parametrize("mode", [Mode.SERVER_ERROR, Mode.CLOSE, Mode.HANG])
 def test_one_realms_idp_down_the_others_tokens_keep_200(realms, api, mode, rejected):
     a, b = realms.a, realms.b
@@ -285,7 +285,7 @@ def test_one_realms_idp_down_the_others_tokens_keep_200(realms, api, mode, rejec
     assert len(b.jwks_requests()) == 1
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_a_realm_whose_discovery_names_another_issuer_fails_closed(realms, api, rejected, caplog):
     a, b = realms.a, realms.b
     a.discovery_issuer = "https://attacker.example/realms/tenant-a"
@@ -342,7 +342,7 @@ def test_discovery_failures_are_classified_and_bounded(two_idps):
     assert missing.value.kind == "status" and missing.value.status == 404
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_jwks_signals_name_the_issuer(realms, api):
     got: list[dict[str, Any]] = []
 
@@ -357,7 +357,7 @@ def test_jwks_signals_name_the_issuer(realms, api):
     assert [g["issuer"] for g in got] == [realms.a.issuer, realms.b.issuer]
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_unset_issuers_changes_nothing_and_verify_false_is_left_alone(api, idp, fresh_backend):
     assert api(idp.mint()).status_code == 200
     backend = fresh_backend()
@@ -428,10 +428,200 @@ def test_valid_issuers_settings_have_no_problem_and_show_in_status():
     assert shown["https://sso.example.com/realms/a"]["JWK_URL"] == "(discovery)"
 
 
-@pytest.mark.fixer(FIXER)
+@pytest.mark.fixer("backend.decode.issuer-selection")
 def test_an_invalid_entry_is_left_out_and_fails_closed(realms, api):
     broken = {**realms.issuers(), realms.b.issuer: {"JWK_URL": "https://u:p@127.0.0.1/c"}}
     with override_settings(SIMPLE_JWT_PATCHES={**realms.patches(), "ISSUERS": broken}):
         assert api(realms.b.mint()).status_code == 401
         assert api(realms.a.mint()).status_code == 200
     assert realms.b.requests == []
+
+
+# -- the README's multi-realm recipes, applied verbatim ---------------------------------------------
+
+
+def _apply_recipe(label: str, monkeypatch: Any, fresh_backend: Any, urls: dict[str, str]) -> Any:
+    """Apply a README block as written; only the URLs in ``urls`` (recipe URL -> loopback) change."""
+    from rest_framework_simplejwt import authentication, tokens
+    from rest_framework_simplejwt import settings as sj_settings
+
+    from tests.test_recipes import BLOCKS
+
+    block = BLOCKS[label]
+    simple_jwt = {k: urls.get(v, v) if isinstance(v, str) else v for k, v in block["SIMPLE_JWT"].items()}
+    patches = dict(block["SIMPLE_JWT_PATCHES"])
+    issuers = {}
+    for issuer, options in patches["ISSUERS"].items():
+        options = {k: urls.get(v, v) if isinstance(v, str) else v for k, v in options.items()}
+        if not options.get("DISCOVERY_URL") and not options.get("JWK_URL"):
+            default = issuer + "/.well-known/openid-configuration"
+            assert default in urls, f"{label}: no loopback stand-in for {default}"
+            options["DISCOVERY_URL"] = urls[default]  # what discovery by the issuer alone fetches
+        issuers[issuer] = options
+    patches["ISSUERS"] = issuers
+    written = repr(block)
+    assert all(url in written or url.endswith("/.well-known/openid-configuration") for url in urls), urls
+    stack = override_settings(SIMPLE_JWT=simple_jwt, SIMPLE_JWT_PATCHES=patches)
+    stack.enable()
+    new = sj_settings.api_settings
+    for module in (authentication, tokens):
+        monkeypatch.setattr(module, "api_settings", new)
+    fresh_backend(audience=new.AUDIENCE, issuer=new.ISSUER, jwk_url=new.JWK_URL, leeway=new.LEEWAY)
+    return stack
+
+
+def _keycloak(realm: str, frontend: str, audience: str, client: str) -> FakeKeycloak:
+    idp = FakeKeycloak(realm=realm, client_id=client).start()
+    idp.frontend, idp.audience = frontend, audience
+    original = idp.mint
+    idp.mint = lambda *a, **k: register_sensitive_token(original(*a, **k))  # type: ignore[method-assign]
+    return idp
+
+
+def _users(*idps: FakeKeycloak) -> None:
+    from django.contrib.auth import get_user_model
+
+    for idp in idps:
+        get_user_model().objects.get_or_create(username=idp.subject)
+
+
+@pytest.mark.fixer("backend.decode.issuer-selection")
+def test_the_several_keycloak_realms_recipe(monkeypatch, fresh_backend, api):
+    customers = _keycloak("customers", "https://sso.example.com", "acme-api", "acme-web")
+    staff = _keycloak("staff", "https://sso.example.com", "staff-api", "staff-portal")
+    staff.rotate(keep_old=False)
+    internal = {f"http://keycloak:8080/realms/{r.realm}/.well-known/openid-configuration": r.discovery_url
+                for r in (customers, staff)}  # fmt: skip
+    stack = _apply_recipe("Several Keycloak realms", monkeypatch, fresh_backend, internal)
+    try:
+        _users(customers, staff)
+        assert api(customers.mint()).status_code == 200
+        assert api(staff.mint()).status_code == 200
+        assert api(customers.mint({"azp": "staff-portal"})).status_code == 401  # not a client of customers
+        assert api(staff.mint({"aud": ["acme-api"]})).status_code == 401  # not staff's audience
+        assert api(staff.mint({"iss": customers.issuer})).status_code == 401  # staff's key claiming customers
+        with FakeKeycloak(realm="acme") as untrusted:
+            untrusted.frontend = "https://sso.example.com"
+            token = register_sensitive_token(untrusted.mint({"aud": "acme-api"}))
+            assert api(token).status_code == 401 and untrusted.requests == []
+        assert [len(r.discovery_requests()) for r in (customers, staff)] == [1, 1]
+    finally:
+        stack.disable()
+        customers.stop()
+        staff.stop()
+
+
+@pytest.mark.fixer("backend.decode.issuer-selection")
+def test_the_migration_recipe_old_and_new_idp_side_by_side(monkeypatch, fresh_backend, api):
+    old = _keycloak("acme", "https://old-sso.example.com/auth", "acme-api", "acme-web")
+    new = _keycloak("acme", "https://sso.example.com", "acme-api", "acme-web")
+    new.rotate(keep_old=False)
+    urls = {
+        "https://old-sso.example.com/auth/realms/acme/protocol/openid-connect/certs": old.jwks_url,
+        "https://sso.example.com/realms/acme/.well-known/openid-configuration": new.discovery_url,
+    }
+    stack = _apply_recipe("Migrating from one IdP to another", monkeypatch, fresh_backend, urls)
+    try:
+        _users(old, new)
+        assert api(old.mint()).status_code == 200
+        assert api(new.mint()).status_code == 200
+        assert api(new.mint({"iss": old.issuer})).status_code == 401  # the new IdP's key claiming the old
+        assert api(old.mint({"iss": new.issuer})).status_code == 401
+        assert len(new.discovery_requests()) == 1 and len(old.discovery_requests()) == 0
+    finally:
+        stack.disable()
+        old.stop()
+        new.stop()
+
+
+# -- system checks ----------------------------------------------------------------------------------
+
+
+def _ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+def test_issuers_settings_problems_are_e060_in_manage_py_check():
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    with override_settings(SIMPLE_JWT_PATCHES={"ISSUERS": {"https://a": {"JWK_URL": "https://u:secret-pw@a/c"}}}):
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check")
+    assert "simplejwt_patches.E060" in str(raised.value) and "secret-pw" not in str(raised.value)
+
+
+def test_an_asymmetric_algorithm_without_any_key_source_is_e061():
+    from simplejwt_patches.realm_checks import check_key_source
+
+    bare = {**settings.SIMPLE_JWT, "JWK_URL": None, "ISSUER": None, "VERIFYING_KEY": ""}
+    with override_settings(SIMPLE_JWT=bare, SIMPLE_JWT_PATCHES={}):
+        (message,) = check_key_source()
+        assert message.id == "simplejwt_patches.E061" and "HTTP 500" in message.msg and "ISSUERS" in message.hint
+    with override_settings(SIMPLE_JWT=bare, SIMPLE_JWT_PATCHES={"ISSUERS": {"https://sso.example.com/realms/a": {}}}):
+        assert check_key_source() == []
+    with override_settings(SIMPLE_JWT={**bare, "VERIFYING_KEY": "-----BEGIN PUBLIC KEY-----"}):
+        assert check_key_source() == []
+    with override_settings(SIMPLE_JWT={**bare, "ALGORITHM": "HS256"}):
+        assert check_key_source() == []
+    assert check_key_source() == []  # the session's JWK_URL
+
+
+def test_issuers_beside_a_jwk_url_without_issuer_is_w061_and_hs256_is_e062():
+    from simplejwt_patches.realm_checks import check_issuers
+
+    patches = {"ISSUERS": {"https://sso.example.com/realms/a": {}}}
+    with override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, "ISSUER": None}, SIMPLE_JWT_PATCHES=patches):
+        assert _ids(check_issuers()) == ["simplejwt_patches.W061"]
+    with override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, "ALGORITHM": "HS256"}, SIMPLE_JWT_PATCHES=patches):
+        assert _ids(check_issuers()) == ["simplejwt_patches.E062"]
+    with override_settings(SIMPLE_JWT_PATCHES=patches):
+        assert check_issuers() == []
+
+
+def test_issuers_with_the_selection_fixer_disabled_is_e062():
+    import simplejwt_patches
+    from simplejwt_patches.realm_checks import check_issuers
+
+    patches = {"ISSUERS": {"https://sso.example.com/realms/a": {}}}
+    with override_settings(SIMPLE_JWT_PATCHES={**patches, "DISABLE": ["backend.decode.issuer-selection"]}):
+        simplejwt_patches.revert()
+        simplejwt_patches.apply()
+        (message,) = check_issuers()
+    simplejwt_patches.revert()
+    assert message.id == "simplejwt_patches.E062" and "disabled" in message.msg
+
+
+def test_check_deploy_probes_every_realm_and_names_the_failing_one(realms):
+    from simplejwt_patches.realm_checks import check_realms_live
+
+    a, b = realms.a, realms.b
+    assert check_realms_live() == []
+    assert len(a.discovery_requests()) == 1 and len(b.jwks_requests()) == 1
+    b.mode = Mode.NOT_FOUND
+    (message,) = check_realms_live()
+    assert message.id == "simplejwt_patches.E102" and repr(b.issuer) in message.msg and b.jwks_url in message.msg
+    b.mode = Mode.OK
+    a.discovery_issuer = "https://attacker.example/realms/tenant-a"
+    (message,) = check_realms_live()
+    assert message.id == "simplejwt_patches.E107" and repr(a.issuer) in message.msg
+    assert a.discovery_url in message.msg and "attacker.example" in message.msg
+    a.discovery_issuer = None
+    a.mode = Mode.EMPTY
+    (message,) = check_realms_live()
+    assert message.id == "simplejwt_patches.E104" and repr(a.issuer) in message.msg
+
+
+def test_manage_py_check_deploy_names_the_failing_realm_without_traceback(realms):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    realms.b.mode = Mode.SERVER_ERROR
+    err = io.StringIO()
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check", "--deploy", stderr=err)
+    text = str(raised.value)
+    assert "simplejwt_patches.E102" in text and realms.b.jwks_url in text and realms.b.issuer in text
+    assert "Traceback" not in text + err.getvalue()
