@@ -52,7 +52,7 @@ def check_key_source(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
         checks.Error(
             f"SIMPLE_JWT['ALGORITHM'] is {algorithm[:20]!r} but there is no key to verify tokens with: no "
             f"VERIFYING_KEY, no JWK_URL and no {SETTING}['ISSUERS']; every token would be an HTTP 500 (\"Could "
-            "not parse the provided public key\").",
+            'not parse the provided public key").',
             hint=f"Find the keys by OpenID discovery: {SETTING}['ISSUERS'] = {{'<the iss of your tokens>': {{}}}} "
             "(add 'DISCOVERY_URL' when this host reaches the IdP on an internal name); or set SIMPLE_JWT['JWK_URL'] "
             "to the IdP's JWKS URL (with ISSUER), or VERIFYING_KEY to its PEM public key.",

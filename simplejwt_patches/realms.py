@@ -39,6 +39,7 @@ __all__ = [
     "RealmTable",
     "RealmTag",
     "backend_for",
+    "issuer_finding",
     "realm_of",
     "realm_states",
     "selected_issuer",
@@ -114,7 +115,7 @@ class Realm:
     def _build(self, base: Any, uri: str | None) -> Any:
         backend = copy.copy(base)
         parties = INHERIT
-        if self.entry is not None:
+        if self.entry is not None and uri is not None:
             from jwt import PyJWKClient
 
             backend.issuer = self.issuer
@@ -140,7 +141,8 @@ class RealmTable:
             same = kept.get(issuer)  # an unchanged entry keeps its key source and discovery document
             self.realms[issuer] = same if same is not None and same.entry == entry else Realm(issuer, entry)
         simple_jwt = getattr(base, "issuer", None)
-        if isinstance(simple_jwt, str) and simple_jwt and simple_jwt not in self.realms:
+        keyed = getattr(base, "jwks_client", None) or getattr(base, "verifying_key", None)
+        if keyed and isinstance(simple_jwt, str) and simple_jwt and simple_jwt not in self.realms:
             same = kept.get(simple_jwt)
             self.realms[simple_jwt] = same if same is not None and same.entry is None else Realm(simple_jwt, None)
 
@@ -187,6 +189,28 @@ def selected_issuer(token: Any, options: Options, simple_jwt_issuer: Any) -> str
     if options.issuers is not None and iss in options.issuers:
         return iss
     return iss if iss == simple_jwt_issuer else None
+
+
+def issuer_finding(iss: Any, options: Options, simple_jwt_issuer: Any) -> tuple[bool, str, str | None] | None:
+    """The doctor's issuer line with ``ISSUERS`` set: ``(ok, detail, fix)``; ``None`` when it is unset."""
+    if options.issuers is None:
+        return None
+    shown = repr(iss[:200]) if isinstance(iss, str) else f"a {type(iss).__name__}" if iss is not None else "missing"
+    entry = options.issuers.get(iss) if isinstance(iss, str) else None
+    if entry is not None:
+        keys = f"keys from JWK_URL {entry.jwk_url}" if entry.jwk_url else f"keys by discovery at {entry.discovery_url}"
+        return True, f"iss {shown} matches the trusted issuer ISSUERS[{shown}] ({keys})", None
+    if isinstance(iss, str) and iss == simple_jwt_issuer:
+        return True, f"iss {shown} matches SIMPLE_JWT['ISSUER'] (one more trusted issuer beside ISSUERS)", None
+    listed = ", ".join(repr(i[:80]) for i in list(options.issuers)[:5]) or "nothing"
+    return (
+        False,
+        f"token iss {shown} is not in SIMPLE_JWT_PATCHES['ISSUERS'] (it lists {listed}) nor SIMPLE_JWT['ISSUER']: "
+        "rejected before any key is fetched",
+        "Only if this API trusts that issuer: add it, SIMPLE_JWT_PATCHES['ISSUERS'][<its exact iss>] = {} (keys by "
+        "its discovery document; 'DISCOVERY_URL' or 'JWK_URL' for an internal host name). Otherwise the token is "
+        "rightly refused.",
+    )
 
 
 def realm_states(base: Any, options: Options) -> dict[str, dict[str, Any]]:

@@ -42,8 +42,9 @@ class Realms:
         self.a, self.b = a, b
 
     def issuers(self) -> dict[str, Any]:
+        a = {"DISCOVERY_URL": self.a.discovery_url, "AUDIENCE": "a-api", "AUTHORIZED_PARTIES": ["a-web"]}
         return {
-            self.a.issuer: {"DISCOVERY_URL": self.a.discovery_url, "AUDIENCE": "a-api", "AUTHORIZED_PARTIES": ["a-web"]},
+            self.a.issuer: a,
             self.b.issuer: {"JWK_URL": self.b.jwks_url, "AUDIENCE": ["b-api"]},
         }
 
@@ -625,3 +626,24 @@ def test_manage_py_check_deploy_names_the_failing_realm_without_traceback(realms
     text = str(raised.value)
     assert "simplejwt_patches.E102" in text and realms.b.jwks_url in text and realms.b.issuer in text
     assert "Traceback" not in text + err.getvalue()
+
+
+# -- the doctor -------------------------------------------------------------------------------------
+
+
+def test_the_doctor_names_the_matching_issuer_and_says_when_issuers_does_not_list_one(realms):
+    from tests.helpers import doctor
+
+    code, text = doctor(token=realms.b.mint())
+    assert code == 0, text
+    assert f"iss {realms.b.issuer!r} matches the trusted issuer ISSUERS[{realms.b.issuer!r}]" in text
+    assert f"keys from JWK_URL {realms.b.jwks_url}" in text
+    code, text = doctor(token=realms.a.mint())
+    assert code == 0 and "keys by discovery at " + realms.a.discovery_url in text, text
+    with FakeKeycloak(realm="tenant-c") as c:
+        token = register_sensitive_token(c.mint())
+        code, text = doctor(token=token)
+        assert c.requests == []
+    assert code == 1
+    assert f"token iss {c.issuer!r} is not in SIMPLE_JWT_PATCHES['ISSUERS']" in text
+    assert "SIMPLE_JWT_PATCHES['ISSUERS'][<its exact iss>] = {}" in text
