@@ -128,6 +128,49 @@ class Bench:
             "how": f"min over {rounds} alternating rounds of {calls} JWTAuthentication.authenticate() calls",
         }  # fmt: skip
 
+    # -- h. several issuers (ISSUERS): warm path and memory per issuer (issue 19) ---------------
+    def many_issuers(self, n: int = 10, rounds: int = 9, calls: int = 1500) -> None:
+        """Warm ``authenticate()`` with ``n`` trusted issuers vs one, and the memory each warmed realm holds."""
+        import tracemalloc
+
+        from rest_framework_simplejwt.authentication import JWTAuthentication
+
+        issuers = [f"https://realm-{i}.example/realms/acme" for i in range(n)]
+        config = {iss: {"JWK_URL": f"{self.idp.jwks_url}?realm={i}", "AUDIENCE": "acme-api"}
+                  for i, iss in enumerate(issuers)}  # fmt: skip
+        tokens = [self.idp.mint({"iss": iss}, expires_in=3600) for iss in issuers]
+        auth = JWTAuthentication()
+        setups = {"single": {}, "one": {"ISSUERS": dict(list(config.items())[:1])}, "many": {"ISSUERS": config}}
+        best: dict[str, list[float]] = {name: [] for name in setups}
+        for r in range(rounds):
+            for name in sorted(setups, reverse=r % 2 == 1):
+                with self.patches(**setups[name]):
+                    self.backend(True)
+                    request = self.request(self.idp.mint(expires_in=3600) if name == "single" else tokens[0])
+                    auth.authenticate(request)
+                    started = time.perf_counter()
+                    for _ in range(calls):
+                        auth.authenticate(request)
+                    best[name].append((time.perf_counter() - started) / calls * 1e6)
+        single, one, many = (min(best[k]) for k in ("single", "one", "many"))
+        with self.patches(ISSUERS=config):
+            self.backend(True)
+            auth.authenticate(self.request(tokens[0]))  # the table and the first realm exist
+            tracemalloc.start()
+            before = tracemalloc.take_snapshot()
+            for token in tokens[1:]:
+                auth.authenticate(self.request(token))  # one key set fetched and held per realm
+            grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+            tracemalloc.stop()
+        self.results["many_issuers"] = {
+            "single_issuer_us": round(single, 2), "one_issuer_us": round(one, 2), "many_issuers_us": round(many, 2),
+            "ratio": round(many / one, 4), "ratio_to_single": round(many / single, 4),
+            "kib_per_issuer": round(grown / (n - 1) / 1024, 1), "issuers": n, "target": "<= 1.02",
+            "ok": many / one <= 1.02,
+            "how": f"min over {rounds} alternating rounds of {calls} authenticate() calls; ratio: {n} ISSUERS vs one; "
+            "memory: tracemalloc growth per realm warmed (its backend, client, key source and key set)",
+        }  # fmt: skip
+
     # -- b. random kids -----------------------------------------------------------------------
     def random_kids(self, n: int = 1000) -> None:
         from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -375,6 +418,7 @@ def main() -> int:
 
             bench = Bench(idp)
             bench.warm_authenticate()
+            bench.many_issuers()
             bench.random_kids()
             bench.rotation()
             bench.outage(Mode.SERVER_ERROR)
@@ -414,6 +458,12 @@ def render(data: dict[str, Any]) -> str:
         w = r["warm_authenticate"]
         lines.append(f"| warm `authenticate()` per call | {w['vanilla_us']} µs | {w['patched_us']} µs (×{w['ratio']}) "
                      f"| {w['target']} | {'✓' if w['ok'] else '✗'} |")  # fmt: skip
+        if "many_issuers" in r:
+            m = r["many_issuers"]
+            lines.append(f"| warm `authenticate()`, {m['issuers']} `ISSUERS` vs one (single `JWK_URL`: "
+                         f"{m['single_issuer_us']} µs) | {m['one_issuer_us']} µs | {m['many_issuers_us']} µs "
+                         f"(×{m['ratio']}; {m['kib_per_issuer']} KiB per issuer) | {m['target']} | "
+                         f"{'✓' if m['ok'] else '✗'} |")  # fmt: skip
         k = r["random_kids"]
         lines.append(f"| IdP fetches for 1,000 random-kid tokens | {k['vanilla']['fetches']} | {k['patched']['fetches']} "
                      f"| {k['target']} | {'✓' if k['ok'] else '✗'} |")  # fmt: skip

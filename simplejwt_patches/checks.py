@@ -85,6 +85,12 @@ CHECK_IDS: tuple[CheckId, ...] = (
     CheckId("E105", '`JWK_URL` has no signing key for `SIMPLE_JWT["ALGORITHM"]`', deploy=True),
     CheckId("W106", 'the discovery document next to `JWK_URL` names another `issuer` than `SIMPLE_JWT["ISSUER"]`',
             deploy=True),
+    CheckId("E061", 'an asymmetric `SIMPLE_JWT["ALGORITHM"]` and no key source: no `VERIFYING_KEY`, no `JWK_URL`, no '
+            "`ISSUERS` (every token would be an HTTP 500)"),
+    CheckId("W061", '`ISSUERS` and `JWK_URL` are set but `SIMPLE_JWT["ISSUER"]` is not (that key set verifies no '
+            "token)"),
+    CheckId("E062", "`ISSUERS` is set but not enforced: an `HS*` `ALGORITHM`, or the issuer-selection fixer not "
+            "applied"),
 )  # fmt: skip
 
 
@@ -436,3 +442,6 @@ def check_signing_backend(app_configs: Any = None, **kwargs: Any) -> list[checks
             id="simplejwt_patches.E051",
         )
     ]
+
+
+from . import realm_checks  # noqa: E402,F401 - registers the checks of ISSUERS (E061, W061, E062, --deploy)

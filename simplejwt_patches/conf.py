@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from .deadline import MARGIN
 from .diagnostics import safe_url
+from .issuer_settings import IssuerOptions, validate_issuers
 from .schema import (
     Invalid,
     Problem,
@@ -306,6 +307,14 @@ def _party_claim(value: Any, report: Report) -> str:
     return value
 
 
+def _issuers(value: Any, report: Report) -> dict[str, IssuerOptions] | None:
+    return validate_issuers(value, report, _authorized_parties)
+
+
+def _render_issuers(value: dict[str, IssuerOptions] | None, options: Any) -> dict[str, Any] | None:
+    return None if value is None else {issuer: entry.shown() for issuer, entry in value.items()}
+
+
 class Options:
     """Effective, validated options; the class body is the settings schema (:data:`SCHEMA`)."""
 
@@ -429,6 +438,15 @@ class Options:
         "AUTHORIZED_PARTY_CLAIM", "azp", _party_claim, "E052",
         doc="the claim `AUTHORIZED_PARTIES` reads: `azp` (OpenID Connect: Keycloak, Auth0, Entra ID v2, Google); "
         "`client_id` for RFC 9068 access tokens (e.g. node oidc-provider), `cid` for Okta",
+    )  # fmt: skip
+    issuers = Setting(
+        "ISSUERS", None, _issuers, "E060", render=_render_issuers,
+        doc="trusted issuers, each the exact `iss` of its tokens mapped to its options (each optional): `JWK_URL` "
+        "(default: the discovery document's `jwks_uri`), `DISCOVERY_URL` (default: issuer + "
+        "`/.well-known/openid-configuration`; its `issuer` must equal the key exactly), `AUDIENCE`, "
+        "`AUTHORIZED_PARTIES` (default: the global ones). A token whose unverified `iss` is not listed is a 401 "
+        "`bad_issuer` before any request; each issuer has its own key source. `SIMPLE_JWT['ISSUER']` with its "
+        "`JWK_URL` or `VERIFYING_KEY` is one more entry. An invalid entry is left out (fail closed)",
     )  # fmt: skip
 
     def __init__(self, values: Mapping[str, Any], problems: tuple[Problem, ...] = ()) -> None:

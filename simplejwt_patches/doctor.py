@@ -628,6 +628,14 @@ def _check_times(
             )
 
 
+def _realm_issuer_line(iss: Any, s: Any) -> Check | None:
+    """With ``ISSUERS`` set: which trusted issuer the token's iss names, or that ISSUERS does not list it."""
+    from .realms import issuer_finding
+
+    found = issuer_finding(iss, get_options(), s.ISSUER)
+    return Check("issuer", *found) if found is not None else None
+
+
 def _check_claims(
     raw: str,
     header: dict[str, Any],
@@ -638,7 +646,10 @@ def _check_claims(
     classes: list[type],
 ) -> None:
     iss = claims.get("iss")
-    if not s.ISSUER:
+    realm = _realm_issuer_line(iss, s)
+    if realm is not None:
+        checks.append(realm)
+    elif not s.ISSUER:
         checks.append(Check("issuer", None, f"not checked (SIMPLE_JWT['ISSUER'] is unset; token iss={_short(iss)})"))
     elif isinstance(iss, str) and iss in issuers(s.ISSUER):
         checks.append(Check("issuer", True, f"iss matches ISSUER {s.ISSUER!r}"))

@@ -29,6 +29,7 @@ __all__ = [
     "JWKSFailure",
     "JWKSResponseTooLarge",
     "UnauthorizedParty",
+    "UntrustedIssuer",
     "as_dict",
     "classify",
     "failure_from",
@@ -124,6 +125,13 @@ CATEGORIES: dict[str, Category] = {
             "The identity provider rotated its keys and removed this one (get a fresh token), or the token comes "
             "from another realm or provider: point JWK_URL at the one that issued it.",
         ),
+        Category(
+            "discovery_issuer", _INVALID, "E107",
+            "the identity provider's discovery document names another issuer",
+            "The discovery document must name exactly the issuer SIMPLE_JWT_PATCHES['ISSUERS'] lists (OpenID "
+            "Connect Discovery 1.0, section 4.3): use the iss of the realm's tokens as the key, and reach the "
+            "document with that issuer's DISCOVERY_URL (an internal host name is fine).",
+        ),
     )
 }  # fmt: skip
 
@@ -169,6 +177,24 @@ class UnauthorizedParty(Exception):
             shown = "missing" if value is None else f"a {type(value).__name__}, not a string"
         super().__init__(f"token {claim} {shown} is not in SIMPLE_JWT_PATCHES['AUTHORIZED_PARTIES']")
         self.claim = claim
+
+
+class UntrustedIssuer(Exception):
+    """The token's unverified ``iss`` is not one of the trusted issuers (``ISSUERS``).
+
+    Raised by the ``backend.decode.issuer-selection`` fixer before any key is looked up (no request
+    to anyone); its message shows the value's type, and the value itself only shortened.
+    """
+
+    reason_code = "bad_issuer"
+
+    def __init__(self, value: Any) -> None:
+        if isinstance(value, str):
+            shown = repr(value[:100] + ("..." if len(value) > 100 else ""))
+        else:
+            shown = "missing" if value is None else f"a {type(value).__name__}, not a string"
+        super().__init__(f"token iss {shown} is not in SIMPLE_JWT_PATCHES['ISSUERS'] (nor SIMPLE_JWT['ISSUER'])")
+        self.value = value if isinstance(value, str) else None
 
 
 def failure_from(exc: BaseException, status: int | None = None) -> JWKSFailure:
@@ -261,6 +287,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     chain = list(causes(exc))
     table: list[tuple[type[BaseException], str]] = [
         (UnauthorizedParty, "bad_authorized_party"),
+        (UntrustedIssuer, "bad_issuer"),
         (jwt.ExpiredSignatureError, "expired"),
         (jwt.ImmatureSignatureError, "not_yet_valid"),
         (jwt.InvalidSignatureError, "bad_signature"),

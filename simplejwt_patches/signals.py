@@ -4,15 +4,18 @@ All are sent with ``send_robust`` semantics: a failing receiver is logged, never
 authentication. The sender is the class of the object involved (``PyJWKClient`` or
 ``JWTAuthentication``). No signal carries a token, a signature or a secret header value.
 
-``jwks_fetched(sender, client, url, status, duration_ms, size, kids)``
+``jwks_fetched(sender, client, url, status, duration_ms, size, kids, issuer)``
     A managed JWKS client fetched the key set (``url`` without credentials or query); after a
     ``304 Not Modified``, ``size`` and ``kids`` are those of the cached set it revalidated.
-``jwks_fetch_failed(sender, client, url, status, reason, kind, exception, duration_ms)``
+    ``issuer`` is the trusted issuer (``ISSUERS``) whose keys these are, ``None`` for SimpleJWT's
+    single ``JWK_URL``.
+``jwks_fetch_failed(sender, client, url, status, reason, kind, exception, duration_ms, issuer)``
     A fetch failed; ``status`` is the HTTP status or ``None``; ``reason`` e.g. ``"HTTP 403 Forbidden"``;
     ``kind`` one of :data:`simplejwt_patches.failures.CATEGORIES` (``refused``, ``status``, ...).
-``token_rejected(sender, reason_code, reason, kid, token_classes, root_cause, fingerprint)``
+``token_rejected(sender, reason_code, reason, kid, token_classes, root_cause, fingerprint, issuer)``
     ``JWTAuthentication`` rejected a token. ``reason_code`` is one of :data:`REASON_CODES`;
-    ``fingerprint`` holds the unverified kid/alg/iss/aud/exp/jti and a SHA-256 prefix.
+    ``fingerprint`` holds the unverified kid/alg/iss/aud/exp/jti and a SHA-256 prefix; ``issuer``
+    is the trusted issuer the token's ``iss`` names (``None``: not a trusted one).
 
 Example (Prometheus)::
 

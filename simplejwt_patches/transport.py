@@ -27,6 +27,7 @@ from .conf import Options, get_options, jwk_url_problems, proxy_problem
 from .deadline import Deadline
 from .diagnostics import describe, safe_url
 from .failures import JWKSFailure, JWKSResponseTooLarge, failure_from
+from .issuer_tags import issuer_of
 from .keys import check_depth, log_dropped, usable_signing_keys
 from .versions import pyjwt_caps
 
@@ -348,6 +349,8 @@ def fetch(
     network_error, content_error = errors()
     url = str(client.uri)
     shown = safe_url(url)
+    issuer = issuer_of(client)  # the realm (ISSUERS) this client serves, None for SimpleJWT's own
+    realm = f" for issuer {issuer[:200]!r}" if issuer is not None else ""
     started = time.perf_counter()
     status: int | None = None
     try:
@@ -367,20 +370,22 @@ def fetch(
             failure.__cause__ = exc
         if failure.category.reason_code == "jwks_unavailable":
             logger.warning(
-                "JWKS fetch from %s failed after %.0f ms: %s%s (headers sent: %s)",
+                "JWKS fetch from %s failed after %.0f ms: %s%s (headers sent: %s)%s",
                 shown,
                 elapsed,
                 failure.detail,
                 _hint(status),
                 options.masked_headers(),
+                realm,
             )
         else:
             logger.warning(
-                "JWKS fetch from %s returned HTTP %s after %.0f ms but an unusable body: %s",
+                "JWKS fetch from %s returned HTTP %s after %.0f ms but an unusable body: %s%s",
                 shown,
                 status,
                 elapsed,
                 failure.detail,
+                realm,
             )
         signals.send(
             signals.jwks_fetch_failed,
@@ -391,6 +396,7 @@ def fetch(
             kind=failure.kind,
             exception=exc,
             duration_ms=elapsed,
+            issuer=issuer,
         )
         if failure.category.reason_code == "jwks_unavailable":
             raise network_error(f'Fail to fetch data from the url, err: "{failure.detail}"') from failure
@@ -398,7 +404,7 @@ def fetch(
     size = cached[1] if raw.status == 304 and cached is not None else len(raw.body)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
-            "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=%s, headers sent: %s",
+            "JWKS fetched from %s: HTTP %s in %.1f ms, %d bytes, keys=%s, cache=%s, headers sent: %s%s",
             shown,
             status,
             raw.elapsed_ms,
@@ -406,6 +412,7 @@ def fetch(
             _summary(payload),
             "revalidated" if raw.status == 304 else "miss",
             options.masked_headers(),
+            realm,
         )
     signals.send(
         signals.jwks_fetched,
@@ -415,6 +422,7 @@ def fetch(
         duration_ms=raw.elapsed_ms,
         size=size,
         kids=_kids(payload),
+        issuer=issuer,
     )
     return payload, raw
 

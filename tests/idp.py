@@ -201,6 +201,11 @@ class FakeKeycloak:
         self.etags: bool = False  # send ETag with the JWKS and answer If-None-Match with 304
         self.jwks_body: bytes | None = None  # serve this body (200, application/json) instead of the JWKS
         self.drip_seconds: float = 0.25
+        #: The public base URL tokens and the discovery document name (Keycloak's KC_HOSTNAME), e.g.
+        #: "https://sso.example.com"; None: the URL it is reached by. The back-channel URLs (jwks_uri,
+        #: as with hostname-backchannel-dynamic) always use the URL it is reached by.
+        self.frontend: str | None = None
+        self.discovery_issuer: str | None = None  # the discovery document's "issuer" when it should lie
         self._lock = threading.RLock()
         self._mode = Mode.OK
         self._requests: list[RecordedRequest] = []
@@ -274,15 +279,20 @@ class FakeKeycloak:
 
     @property
     def issuer(self) -> str:
-        return f"{self.base_url}/realms/{self.realm}"
+        return f"{self.frontend or self.base_url}/realms/{self.realm}"
 
     @property
     def jwks_url(self) -> str:
-        return f"{self.issuer}/protocol/openid-connect/certs"
+        return f"{self.base_url}/realms/{self.realm}/protocol/openid-connect/certs"
 
     @property
     def discovery_url(self) -> str:
-        return f"{self.issuer}/.well-known/openid-configuration"
+        return f"{self.base_url}/realms/{self.realm}/.well-known/openid-configuration"
+
+    def discovery_requests(self) -> list[RecordedRequest]:
+        """Requests for the realm's discovery document."""
+        path = f"/realms/{self.realm}/.well-known/openid-configuration"
+        return [r for r in self.requests if urlsplit(r.path).path == path]
 
     # -- state -----------------------------------------------------------
     @property
@@ -314,6 +324,7 @@ class FakeKeycloak:
         self.etags = False
         self.jwks_body = None
         self.drip_seconds = 0.25
+        self.discovery_issuer = None
 
     # -- keys ------------------------------------------------------------
     def _add_signing_key(self, key: rsa.RSAPrivateKey) -> str:
@@ -428,7 +439,7 @@ class FakeKeycloak:
     def discovery(self) -> dict[str, Any]:
         iss, oidc = self.issuer, f"{self.issuer}/protocol/openid-connect"
         return {
-            "issuer": iss,
+            "issuer": self.discovery_issuer or iss,
             "authorization_endpoint": f"{oidc}/auth",
             "token_endpoint": f"{oidc}/token",
             "introspection_endpoint": f"{oidc}/token/introspect",

@@ -74,8 +74,12 @@ PROVIDER_OF = {
 }
 
 
+#: The multi-realm recipes (``ISSUERS``), applied by tests/test_realms.py.
+REALM_RECIPES = ("Several Keycloak realms", "Migrating from one IdP to another")
+
+
 def test_every_settings_block_of_the_readme_is_covered():
-    assert set(BLOCKS) == set(PROVIDER_OF), "a README settings block without token shapes in this module"
+    assert set(BLOCKS) == set(PROVIDER_OF) | set(REALM_RECIPES), "a README settings block without a test applying it"
 
 
 def test_the_test_projects_settings_are_the_readme_scenario():

@@ -7,6 +7,8 @@ from typing import Any
 
 from ..conf import get_options
 from ..failures import UnauthorizedParty
+from ..issuer_settings import INHERIT
+from ..realms import realm_of
 from ..registry import SECURITY, fixer
 from .token_backend import invalid_message
 
@@ -33,11 +35,15 @@ def authorized_party(wrapped: Callable[..., Any], instance: Any, args: tuple[Any
     :class:`~simplejwt_patches.failures.UnauthorizedParty`, so the 401 body is upstream's and the
     reason code is ``bad_authorized_party``. Depends on no other fixer: with the diagnostics fixers
     disabled the token is still a 401. Decoding with ``verify=False`` (the caller asked for the
-    unverified claims) is left alone. Unset (the default), the cost is one attribute read.
+    unverified claims) is left alone. Unset (the default), the cost is one attribute read. A realm's
+    backend (``ISSUERS``) uses that issuer's ``AUTHORIZED_PARTIES`` when it has its own.
     """
     payload = wrapped(*args, **kwargs)
     options = get_options()
     parties = options.authorized_parties
+    realm = realm_of(instance)
+    if realm is not None and realm.parties is not INHERIT:
+        parties = realm.parties
     if parties is None or (args[1] if len(args) > 1 else kwargs.get("verify", True)) is False:
         return payload
     refused = unauthorized_party(payload, parties, options.party_claim)

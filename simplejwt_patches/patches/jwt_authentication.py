@@ -44,6 +44,10 @@ def _report(
         return
     code, reason = classify(cause or exc)
     facts = fingerprint(raw)
+    from rest_framework_simplejwt.settings import api_settings
+
+    from ..realms import selected_issuer
+
     signals.send(
         signals.token_rejected,
         instance,
@@ -53,6 +57,7 @@ def _report(
         token_classes=[name for name, _ in failures],
         root_cause=type(root_cause(exc)).__name__,
         fingerprint=facts,
+        issuer=selected_issuer(raw, get_options(), api_settings.ISSUER),
     )
     if expose:
         _expose(exc, failures, raw)
