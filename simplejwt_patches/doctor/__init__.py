@@ -24,14 +24,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .conf import SCHEMA, Options, get_options
-from .diagnostics import describe, fingerprint, redact, safe_url, segment_json
-from .failures import CATEGORIES, JWKSFailure, classify, failure_from
-from .keys import MAX_KEYS, usable_signing_keys
-from .providers import GENERIC, Provider, recognise
-from .transport import cache_lifetime, http_get, parse_key_set
-from .version import __version__
-from .versions import distribution_version
+from ..conf import SCHEMA, Options, get_options
+from ..diagnostics import describe, fingerprint, redact, safe_url, segment_json
+from ..failures import CATEGORIES, JWKSFailure, classify, failure_from
+from ..keys import MAX_KEYS, usable_signing_keys
+from ..providers import GENERIC, Provider, recognise
+from ..transport import cache_lifetime, http_get, parse_key_set
+from ..version import __version__
+from ..versions import distribution_version
 
 __all__ = [
     "Check",
@@ -406,7 +406,7 @@ def shown_claims(claims: dict[str, Any], s: Any, all_claims: bool) -> dict[str, 
     shown = {n: claims[n] for n in names if isinstance(n, str) and n in claims}
     user_claim = s.USER_ID_CLAIM
     if isinstance(user_claim, str) and user_claim in claims:
-        from .patches.user_lookup import user_id_facts
+        from ..patches.user_lookup import user_id_facts
 
         shown[user_claim] = f"<present: {user_id_facts(claims[user_claim])}>"
     return shown
@@ -730,8 +730,8 @@ def _provider(s: Any, claims: dict[str, Any] | None = None) -> Provider:
 
 def _check_authorized_party(claims: dict[str, Any], provider: Provider) -> Check:
     """``AUTHORIZED_PARTIES``: whether the client the token was issued to is listed (fixer-enforced)."""
-    from .patcher import status as patch_status
-    from .patches.authorized_party import unauthorized_party
+    from ..patcher import status as patch_status
+    from ..patches.authorized_party import unauthorized_party
 
     options = get_options()
     parties, claim = options.authorized_parties, options.party_claim
@@ -792,7 +792,7 @@ def _check_user(
     """Whether the judging class can look this token's user id up (an integer field and a UUID cannot)."""
     from django.contrib.auth import get_user_model
 
-    from .patches.user_lookup import USER_LOOKUP_FIXES, user_id_facts
+    from ..patches.user_lookup import USER_LOOKUP_FIXES, user_id_facts
 
     judge = classes[0] if classes else None
     claim = s.USER_ID_CLAIM
@@ -848,9 +848,9 @@ def _verdict(raw: str, classes: list[type]) -> dict[str, Any]:
     from rest_framework.request import Request
     from rest_framework.test import APIRequestFactory
 
-    from .diagnostics import causes
-    from .failures import TOKEN_REASONS
-    from .patches.user_lookup import UserLookupError
+    from ..diagnostics import causes
+    from ..failures import TOKEN_REASONS
+    from ..patches.user_lookup import UserLookupError
 
     s = _api_settings()
     types = s.AUTH_HEADER_TYPES
@@ -952,8 +952,8 @@ def _judges(auth_class: type | None, report: Report) -> list[type]:
 
 def _findings(report: Report, classes: list[type]) -> None:
     """System-check warnings the operator should see next to the verdict (W020, W040)."""
-    from .conf import jwk_url_problems
-    from .patches.user_lookup import USER_LOOKUP_FIXES
+    from ..conf import jwk_url_problems
+    from ..patches.user_lookup import USER_LOOKUP_FIXES
 
     s = _api_settings()
     if s.JWK_URL:
@@ -984,7 +984,7 @@ def _prime(probe: JWKSProbe, url: str) -> None:
 
     import jwt
 
-    from .clients import adopt
+    from ..clients import adopt
 
     error: BaseException | None = None
     if probe.failure is not None and probe.failure.category.reason_code == "jwks_unavailable":
@@ -1040,7 +1040,7 @@ def diagnose(token: str | None = None, *, auth_class: type | None = None, all_cl
 
     ``auth_class`` judges instead of the SimpleJWT classes of ``DEFAULT_AUTHENTICATION_CLASSES``.
     """
-    from .patcher import status as patch_status
+    from ..patcher import status as patch_status
 
     with captured_logs() as log:
         options = get_options()
