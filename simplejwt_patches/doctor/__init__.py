@@ -22,13 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..conf import SCHEMA, Options, get_options
 from ..diagnostics import describe, fingerprint, redact, safe_url, segment_json
 from ..failures import CATEGORIES, JWKSFailure, classify, failure_from
 from ..keys import MAX_KEYS, usable_signing_keys
-from ..providers import GENERIC, Provider, recognise
+from ..providers import GENERIC, Provider, discovery_urls, recognise, token_type_fix
 from ..transport import cache_lifetime, http_get, parse_key_set
 from ..version import __version__
 from ..versions import distribution_version
@@ -174,33 +173,15 @@ def _next_step(probe: JWKSProbe) -> str:
                 "first; check that it runs, is reachable from this host and may reach the JWK_URL's host. " + step
             )
         return step
-    return (
-        f"Set SIMPLE_JWT['ALGORITHM'] to the algorithm of the identity provider's signing key, or add a "
-        f"{probe.algorithm} signing key to the realm."
-    )
+    try:
+        provider = recognise(probe.url, _api_settings().ISSUER)
+    except Exception:  # noqa: BLE001 - hostile settings: generic wording
+        provider = GENERIC
+    return provider.algorithm_fix(probe.algorithm)
 
 
 def _kty_for(algorithm: str) -> str | None:
     return {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP", "HS": "oct"}.get(algorithm[:2])
-
-
-def _discovery_candidates(jwk_url: str, issuer: Any) -> list[str]:
-    parts = urlsplit(jwk_url)
-    path = parts.path
-    out = []
-    for suffix in ("/protocol/openid-connect/certs", "/.well-known/jwks.json"):
-        if path.endswith(suffix):
-            out.append(
-                urlunsplit(
-                    (parts.scheme, parts.netloc, path[: -len(suffix)] + "/.well-known/openid-configuration", "", "")
-                )
-            )
-    if path.endswith("/discovery/v2.0/keys"):  # Entra ID
-        base = path[: -len("/discovery/v2.0/keys")]
-        out.append(urlunsplit((parts.scheme, parts.netloc, base + "/v2.0/.well-known/openid-configuration", "", "")))
-    for one in issuers(issuer):
-        out.append(one.rstrip("/") + "/.well-known/openid-configuration")
-    return list(dict.fromkeys(out))
 
 
 def discovery_document(
@@ -208,7 +189,7 @@ def discovery_document(
 ) -> tuple[str, str, dict[str, Any]] | None:
     """``(discovery URL, issuer, document)`` of an OpenID discovery document next to the JWKS, if one answers."""
     options = options or get_options()
-    for url in _discovery_candidates(jwk_url, issuer):
+    for url in discovery_urls(jwk_url, issuers(issuer)):
         try:
             doc = parse_key_set(http_get(url, options).body)
         except Exception:  # noqa: BLE001 - no discovery document there
@@ -355,13 +336,7 @@ def user_lookup_problem(simple_jwt: Any, classes: list[type]) -> str | None:
         return None
     names = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in lookups)
     looked_up = f"USER_ID_CLAIM 'sub' is looked up in USER_ID_FIELD {simple_jwt.USER_ID_FIELD!r} ({field}) by {names}"
-    if provider.sub_is_integer is None:
-        return (
-            f"{looked_up}: unless the identity provider's sub is the user's integer id (as django-oauth-toolkit's "
-            "str(user.pk) is), no token can find its user (UUIDs, '<connection>|<id>' strings and pairwise ids "
-            "are no integers)"
-        )
-    return f"{looked_up}: {provider.name}'s sub is {provider.sub_shape}, no integer id, so no token can find its user"
+    return provider.sub_lookup_problem(looked_up)
 
 
 def _api_settings() -> Any:
@@ -680,13 +655,7 @@ def _check_claims(
     elif isinstance(value, str) and value in accepted:
         checks.append(Check("token type", True, f"{claim}={value!r} accepted by AUTH_TOKEN_CLASSES"))
     else:
-        fix = f"Add a token class with token_type = {_short(value)} to AUTH_TOKEN_CLASSES."
-        if claims.get("typ") == "Bearer":
-            fix = (
-                "Keycloak sends typ: 'Bearer' where SimpleJWT expects token_type: 'access': set "
-                "SIMPLE_JWT['TOKEN_TYPE_CLAIM'] = 'typ' and SIMPLE_JWT['AUTH_TOKEN_CLASSES'] = "
-                "('simplejwt_patches.tokens.BearerAccessToken',)."
-            )
+        fix = token_type_fix(claims, _short(value))
         detail = f"{claim!r} claim is missing" if claim not in claims else f"{claim}={_short(value)}"
         checks.append(Check("token type", False, f"{detail}; AUTH_TOKEN_CLASSES accept {accepted}", fix))
 
@@ -698,7 +667,7 @@ def _check_claims(
                 "user id claim",
                 False,
                 f"USER_ID_CLAIM {s.USER_ID_CLAIM!r} is not in the token",
-                _missing_user_claim_fix(_provider(s, claims)),
+                _provider(s, claims).user_claim_fix(),
             )
         )
 
@@ -747,16 +716,6 @@ def _check_authorized_party(claims: dict[str, Any], provider: Provider) -> Check
     listed = f"SIMPLE_JWT_PATCHES['AUTHORIZED_PARTIES'] {_short(sorted(parties), 200)}"
     what = f"token {claim} {shown} is not in {listed}" if claim in claims else f"token has no {claim!r} ({listed})"
     return Check("authorized party", False, what + enforced, provider.party_fix(claim))
-
-
-def _missing_user_claim_fix(provider: Provider) -> str:
-    if provider.key == "keycloak":
-        return (
-            "Keycloak >= 25 'lightweight' access tokens can omit sub: add the 'basic' client scope (sub mapper) "
-            "to the client, or set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries "
-            "(e.g. 'preferred_username')."
-        )
-    return "Set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries that identifies the user (e.g. 'sub')."
 
 
 def _drop_user_lookup_finding(report: Report) -> None:
