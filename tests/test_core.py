@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,11 @@ def import_graph() -> dict[str, set[str]]:
                     target = ".".join(base + ([node.module] if node.module else []))
                 else:
                     target = node.module or ""
-                targets = [f"{target}.{a.name}" for a in node.names] + [target]
+                # each name is a submodule, or else an attribute of ``target``
+                targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in modules else target for a in node.names]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
-            for candidate in targets:
-                if candidate in modules and candidate != name:
-                    deps.add(candidate)
-                    break
+            deps.update(t for t in targets if t in modules and t != name)
         graph[name] = deps
     return graph
 
@@ -186,6 +185,35 @@ def test_checks_imports_the_doctors_probe_and_stack_only():
     parts = ("report", "token_checks", "verdict", "findings")
     assert "simplejwt_patches.doctor" in loaded
     assert not loaded & {f"simplejwt_patches.doctor.{p}" for p in parts}, sorted(loaded)
+
+
+PACKAGE_MAP = ROOT / "docs" / "package-map.md"
+
+
+def package_map() -> dict[str, list[str]]:
+    """docs/package-map.md: module -> who may import it (``any``, ``none`` or patterns relative to the package)."""
+    rows = {}
+    for line in PACKAGE_MAP.read_text().splitlines():
+        row = re.fullmatch(r"\| `(simplejwt_patches[\w.]*)` \| ([^|]+) \| ([^|]+) \|", line)
+        if row:
+            assert row[1] not in rows, f"{row[1]} is listed twice"
+            rows[row[1]] = [name.strip() for name in row[3].split(",")]
+    return rows
+
+
+def test_the_package_map_lists_every_module_and_who_may_import_it():
+    rows = package_map()
+    assert sorted(rows) == sorted(_module_name(p) for p in PACKAGE.rglob("*.py"))
+    for module, importers in rows.items():
+        assert importers in (["any"], ["none"]) or not {"any", "none"} & set(importers), module
+    short = {m: m.removeprefix("simplejwt_patches.") for m in rows}
+    wrong = [
+        f"{importer} imports {module} (allowed: {', '.join(rows[module])})"
+        for importer, deps in import_graph().items()
+        for module in deps
+        if rows[module] != ["any"] and not any(fnmatch(short[importer], pattern) for pattern in rows[module])
+    ]
+    assert wrong == []
 
 
 def _section(marker: str) -> str:
