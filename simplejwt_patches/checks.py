@@ -269,7 +269,7 @@ def check_fingerprints(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
 @checks.register(TAG, deploy=True)
 def check_jwks_live(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E101-E105/W106 (``check --deploy`` only): fetch ``JWK_URL`` as authentication would."""
-    from .doctor import discovery_document, issuers, probe_jwks
+    from .doctor.probe import discovery_document, issuers, probe_jwks
 
     simple_jwt = getattr(settings, "SIMPLE_JWT", None) or {}
     jwk_url = simple_jwt.get("JWK_URL") if isinstance(simple_jwt, dict) else None
@@ -321,7 +321,7 @@ def check_user_lookup(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
     """W040: an IdP's ``sub`` looked up in an integer ``USER_ID_FIELD`` by ``JWTAuthentication``."""
     from rest_framework_simplejwt import settings as sj_settings
 
-    from .doctor import configured_auth_classes, user_lookup_problem
+    from .doctor.stack import configured_auth_classes, user_lookup_problem
     from .patches.user_lookup import USER_LOOKUP_FIXES
 
     try:

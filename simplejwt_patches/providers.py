@@ -17,12 +17,16 @@ issuers (one :class:`Provider` each) can be judged side by side.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["GENERIC", "PROVIDERS", "Provider", "from_claims", "recognise"]
+__all__ = ["GENERIC", "PROVIDERS", "Provider", "discovery_urls", "from_claims", "recognise", "token_type_fix"]
+
+_GENERIC_USER_CLAIM = (
+    "Set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries that identifies the user (e.g. 'sub')."
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Provider:
     id_token_rule: str  # which claim tells its ID tokens from its access tokens
     issuer_hint: str  # why ``iss`` differs from ``ISSUER`` and what to do
     other_issuer: str  # "another realm" / "another tenant" ...
+    user_claim_hint: str = _GENERIC_USER_CLAIM  # what to do when ``USER_ID_CLAIM`` is not in its tokens
+    key_store: str = "the identity provider's signing keys"  # where a signing key for an algorithm is added
 
     @property
     def known(self) -> bool:
@@ -70,6 +76,27 @@ class Provider:
     def issuer_fix(self) -> str:
         """The fix for a token whose ``iss`` differs from ``SIMPLE_JWT['ISSUER']``."""
         return self.issuer_hint
+
+    def user_claim_fix(self) -> str:
+        """The fix for a token without ``SIMPLE_JWT['USER_ID_CLAIM']``."""
+        return self.user_claim_hint
+
+    def algorithm_fix(self, algorithm: Any) -> str:
+        """The fix for a key set without a signing key for ``SIMPLE_JWT['ALGORITHM']``."""
+        return (
+            f"Set SIMPLE_JWT['ALGORITHM'] to the algorithm of the identity provider's signing key, or add a "
+            f"{algorithm} signing key to {self.key_store}."
+        )
+
+    def sub_lookup_problem(self, looked_up: str) -> str:
+        """Why ``looked_up`` (``USER_ID_CLAIM 'sub'`` in an integer field) finds no user for its tokens."""
+        if self.sub_is_integer is None:
+            return (
+                f"{looked_up}: unless the identity provider's sub is the user's integer id (as django-oauth-toolkit's "
+                "str(user.pk) is), no token can find its user (UUIDs, '<connection>|<id>' strings and pairwise ids "
+                "are no integers)"
+            )
+        return f"{looked_up}: {self.name}'s sub is {self.sub_shape}, no integer id, so no token can find its user"
 
 
 _GENERIC_AUDIENCE = (
@@ -106,6 +133,10 @@ PROVIDERS: dict[str, Provider] = {
             "Keycloak's hostname (KC_HOSTNAME) so the public URL is used, and set SIMPLE_JWT['ISSUER'] to "
             "https://<host>/realms/<realm> as the discovery document of the realm names it.",
             "another realm",
+            user_claim_hint="Keycloak >= 25 'lightweight' access tokens can omit sub: add the 'basic' client scope "
+            "(sub mapper) to the client, or set SIMPLE_JWT['USER_ID_CLAIM'] to a claim the token carries (e.g. "
+            "'preferred_username').",
+            key_store="the realm",
         ),
         Provider(
             "auth0", "Auth0", False, "'<connection>|<id>' (e.g. auth0|64f0...)", "azp",
@@ -205,6 +236,48 @@ def _by_discovery(doc: Mapping[str, Any]) -> str | None:
     if token.endswith("/o/token/") or (token.endswith("/token/") and "/o/" in token):
         return "dot"
     return _by_url(doc.get("issuer")) or _by_url(doc.get("jwks_uri"))
+
+
+def token_type_fix(claims: Mapping[str, Any], shown_type: str) -> str:
+    """The fix for a token type no ``AUTH_TOKEN_CLASSES`` accepts (``shown_type``: the token's, as shown).
+
+    Keycloak's access tokens say ``typ: "Bearer"`` where SimpleJWT expects ``token_type: "access"``.
+    """
+    if claims.get("typ") == "Bearer":
+        return (
+            "Keycloak sends typ: 'Bearer' where SimpleJWT expects token_type: 'access': set "
+            "SIMPLE_JWT['TOKEN_TYPE_CLAIM'] = 'typ' and SIMPLE_JWT['AUTH_TOKEN_CLASSES'] = "
+            "('simplejwt_patches.tokens.BearerAccessToken',)."
+        )
+    return f"Add a token class with token_type = {shown_type} to AUTH_TOKEN_CLASSES."
+
+
+#: Where providers publish their key set, relative to the base of their discovery document.
+_KEY_SET_PATHS = ("/protocol/openid-connect/certs", "/.well-known/jwks.json")  # Keycloak; Auth0, dot and others
+_ENTRA_KEYS = "/discovery/v2.0/keys"
+
+
+def discovery_urls(jwk_url: str, issuers: Sequence[str]) -> list[str]:
+    """The OpenID discovery documents that may describe ``jwk_url`` (next to it, then each issuer's), in order.
+
+    Pure: nothing is fetched here. Raises ``ValueError`` for a URL ``urlsplit`` refuses.
+    """
+    parts = urlsplit(jwk_url)
+    path = parts.path
+    out = []
+    for suffix in _KEY_SET_PATHS:
+        if path.endswith(suffix):
+            out.append(
+                urlunsplit(
+                    (parts.scheme, parts.netloc, path[: -len(suffix)] + "/.well-known/openid-configuration", "", "")
+                )
+            )
+    if path.endswith(_ENTRA_KEYS):
+        base = path[: -len(_ENTRA_KEYS)]
+        out.append(urlunsplit((parts.scheme, parts.netloc, base + "/v2.0/.well-known/openid-configuration", "", "")))
+    for one in issuers:
+        out.append(one.rstrip("/") + "/.well-known/openid-configuration")
+    return list(dict.fromkeys(out))
 
 
 def from_claims(claims: Mapping[str, Any]) -> str | None:

@@ -125,7 +125,7 @@ def _failed(issuer: str, what: str, url: str, failure_kind: str | None, detail: 
 def check_realms_live(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E101-E105, E107 (``check --deploy`` only): each realm's discovery document and key set, fetched."""
     from .diagnostics import safe_url
-    from .doctor import probe_jwks
+    from .doctor.probe import probe_jwks
 
     options = get_options()
     if not options.issuers:

@@ -247,3 +247,40 @@ def test_issuer_may_be_a_sequence_everywhere(alice, idp, fresh_backend, project_
     assert "simplejwt_patches.W106" in ids(check_jwks_live())
     _, text = doctor(token=idp.mint())
     assert "✗ issuer" in text
+
+
+# -- the token checks are a registry (issue 17) -------------------------------------------------
+
+
+def test_token_checks_run_and_print_in_registration_order(alice, idp, fresh_backend):
+    from simplejwt_patches.doctor.token_checks import REGISTRY
+
+    names = [name for name, _ in REGISTRY]
+    assert names == [
+        "algorithm", "kid", "signature", "expiry", "clock", "issuer", "audience", "authorized party", "token type",
+        "user id claim", "jti", "user lookup",
+    ]  # fmt: skip
+    _, raw = doctor("--json", token=idp.mint())
+    printed = [c["name"] for c in json.loads(raw)["checks"]]
+    assert printed[0] == "decode" and printed[1:] == [n for n in names if n in printed]
+
+
+def test_a_registered_check_is_one_function_and_one_that_raises_is_a_cross(alice, idp, fresh_backend, monkeypatch):
+    """Adding a check is adding one function; a check that raises is a ✗ under its name, and the rest still run."""
+    from simplejwt_patches.doctor import token_checks
+    from simplejwt_patches.doctor.report import Check
+
+    monkeypatch.setattr(token_checks, "REGISTRY", list(token_checks.REGISTRY))
+
+    @token_checks.token_check("scope")
+    def check_scope(ctx):
+        yield Check("scope", "scope" in ctx.claims, f"scope {ctx.claims.get('scope')!r}", "Ask for a scope.")
+
+    token_checks.REGISTRY.insert(0, ("explodes", lambda ctx: iter([1 / 0])))
+    with pytest.raises(ValueError, match="already registered"):
+        token_checks.token_check("scope")(check_scope)
+    code, text = doctor(token=idp.mint({"scope": "openid"}))
+    assert code == 0, text
+    assert "✗ explodes: cannot be checked: ZeroDivisionError" in text
+    assert "✓ algorithm:" in text and "✓ scope: scope 'openid'" in text
+    assert text.index("✓ user id claim") < text.index("✓ scope") < text.index("✓ verdict")

@@ -399,3 +399,29 @@ def test_no_advice_proposes_a_foreign_audience_or_client(provider):
     if provider.key != "keycloak":
         texts = (audience_fix, provider.party_fix("azp"), provider.issuer_fix(), provider.other_issuer)
         assert not any("Keycloak" in t or "KC_HOSTNAME" in t or "realm" in t for t in texts)
+
+
+@pytest.mark.parametrize("provider", [*PROVIDERS.values(), GENERIC], ids=lambda p: p.key)
+def test_the_doctors_remaining_wording_is_keycloak_only_for_keycloak(provider):
+    """Issue 17: the doctor's own fixes (no USER_ID_CLAIM, no key for ALGORITHM, W040) come from providers.py.
+
+    Before, "add a RS256 signing key to the realm" was the doctor's fix whatever the provider.
+    """
+    texts = (provider.user_claim_fix(), provider.algorithm_fix("RS256"), provider.sub_lookup_problem("looked up"))
+    assert any("Keycloak" in t or "realm" in t for t in texts) == (provider.key == "keycloak")
+    assert "RS256" in texts[1] and texts[2].startswith("looked up: ")
+
+
+def test_discovery_urls_next_to_the_key_set_then_each_issuer():
+    from simplejwt_patches.providers import discovery_urls, token_type_fix
+
+    keycloak = "https://sso.example.com/realms/acme"
+    assert discovery_urls(keycloak + "/protocol/openid-connect/certs", [keycloak + "/", keycloak]) == [
+        keycloak + "/.well-known/openid-configuration"
+    ]
+    assert discovery_urls("https://login.microsoftonline.com/t/discovery/v2.0/keys", []) == [
+        "https://login.microsoftonline.com/t/v2.0/.well-known/openid-configuration"
+    ]
+    assert discovery_urls("https://x.example/keys", []) == []
+    assert "BearerAccessToken" in token_type_fix({"typ": "Bearer"}, "'Bearer'")
+    assert token_type_fix({"typ": "ID"}, "'x'") == "Add a token class with token_type = 'x' to AUTH_TOKEN_CLASSES."

@@ -6,15 +6,14 @@ in it); bad input is a :class:`CommandError` naming the option, never a tracebac
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from simplejwt_patches.diagnostics import describe, redact, redact_json
-from simplejwt_patches.doctor import Report, diagnose, render_text, strip_bearer
+from simplejwt_patches.diagnostics import describe, redact
+from simplejwt_patches.doctor import diagnose, redacted_output, strip_bearer
 
 #: A JWT is a few KiB; anything much larger is not a token (and must not be read into memory whole).
 MAX_TOKEN_BYTES = 64 * 1024
@@ -29,26 +28,6 @@ def _decode_token(data: bytes, source: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CommandError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-def _redacted_output(report: Report, raw: str | None, *, as_json: bool) -> str:
-    """The report as printed, with the token and its segments redacted from everything it says.
-
-    The structure is never redacted: the last line stays ``result: OK|FAILED`` and ``--json`` stays
-    valid JSON with its keys, whatever the token text (a garbage token ``result: .`` used to turn
-    the last line into ``[redacted]FAILED``). Only the keys the token itself supplied (its header
-    and claims) are redacted like values.
-    """
-    if as_json:
-        data = json.loads(json.dumps(report.as_dict(), default=str, ensure_ascii=False, allow_nan=False))
-        if raw:
-            data = {k: redact_json(v, raw, keys=k == "token") for k, v in data.items()}
-        return json.dumps(data, ensure_ascii=False, allow_nan=False)
-    text = render_text(report)
-    if not raw:
-        return text
-    body, newline, result = text.rpartition("\n")  # render_text ends with the fixed result line
-    return redact(body, raw) + newline + result
 
 
 def _auth_class(path: str) -> type:
@@ -116,7 +95,7 @@ class Command(BaseCommand):
         raw = strip_bearer(token) if token else None
         try:
             report = diagnose(token, auth_class=auth_class, all_claims=bool(options.get("all_claims")))
-            text = _redacted_output(report, raw, as_json=bool(options["json"]))  # never print the token
+            text = redacted_output(report, raw, as_json=bool(options["json"]))  # never print the token
         except Exception as exc:  # noqa: BLE001 - a doctor never answers with a traceback
             message = f"the doctor failed: {describe(exc)[:300]}"
             raise CommandError(redact(message, raw) if raw else message) from None
