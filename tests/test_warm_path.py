@@ -29,6 +29,7 @@ def _variants(idp: Any) -> dict[str, str]:
     last = header[-1]
     sibling = {"J": "K", "9": "8", "0": "1"}.get(last, "A")  # same first bits, other trailing bits
     kid = idp.active_kid
+    nested = "[" * 300 + "]" * 300
     return {
         "valid": good,
         "header padded (not what was signed)": _swap(good, 0, header + "=" * (-len(header) % 4)),
@@ -46,8 +47,7 @@ def _variants(idp: Any) -> dict[str, str]:
         "unsupported crit": craft(idp, header=json.dumps({"alg": "RS256", "kid": kid, "crit": ["x-sjp"]})),
         "b64 false": craft(idp, header=json.dumps({"alg": "RS256", "kid": kid, "b64": False})),
         "alg none": craft(idp, header=json.dumps({"alg": "none", "kid": kid})),
-        "signed, header nested 300 deep": craft(idp, header='{"alg": "RS256", "kid": "' + kid + '", "x": '
-                                                + "[" * 300 + "]" * 300 + "}"),  # fmt: skip
+        "signed, header nested 300 deep": craft(idp, header=f'{{"alg": "RS256", "kid": "{kid}", "x": {nested}}}'),
         "signed, header of 2 KiB": craft(idp, header=json.dumps({"alg": "RS256", "kid": kid, "x": "x" * 2048})),
         "header a JSON list": _swap(good, 0, _b64(json.dumps(["RS256", kid]).encode())),
     }
@@ -111,10 +111,11 @@ def test_cached_kid_is_bounded_and_refuses_what_is_not_a_plain_header(idp):
     expired.expires_mono = float("-inf")
     expired.keys = keys  # type: ignore[attr-defined]
     assert pyjwk_client.cached_kid(f"{header}.e30.sig", expired) is None  # PyJWT reads the header of an expired set
-    for hostile in (header, f"{header}=.e30.s", "é" + header + ".e30.s", f"{'A' * 2000}.e30.s", 12, None,
-                    f"{_b64(b'{}')}.e30.s", f"{_b64(b'[1]')}.e30.s", f"{_b64(b'{\"kid\": 1}')}.e30.s",
-                    f"{_b64(b'{\"kid\": NaN, \"alg\": \"x\"}')}.e30.s", "\r\n.e30.s", "A.e30.s"):  # fmt: skip
-        assert pyjwk_client.cached_kid(hostile, fresh) is None, hostile
+    odd = [_b64(text.encode()) for text in ("{}", "[1]", '{"kid": 1}', '{"kid": NaN, "alg": "x"}', '"k"')]
+    hostile = [header, header + "=.e30.s", "é" + header + ".e30.s", "A" * 2000 + ".e30.s", 12, None, "\r\n.e30.s",
+               "A.e30.s", *(segment + ".e30.s" for segment in odd)]  # fmt: skip
+    for token in hostile:
+        assert pyjwk_client.cached_kid(token, fresh) is None, token
     for i in range(pyjwk_client._KIDS_MAX * 2):  # a flood of made-up headers
         pyjwk_client.cached_kid(f"{_b64(json.dumps({'kid': f'k{i}'}).encode())}.e30.s", fresh)
     assert len(pyjwk_client._kids) <= pyjwk_client._KIDS_MAX

@@ -107,13 +107,16 @@ def cached_kid(token: Any, keyset: Any) -> str | None:
     """
     if keyset is None or time.monotonic() >= keyset.expires_mono:
         return None
+    segment = b""
     if isinstance(token, str):
         text, dot, _ = token.partition(".")
-        segment = text.encode("ascii") if dot and _HEADER.fullmatch(text) else b""
+        if dot and _HEADER.fullmatch(text):
+            segment = text.encode("ascii")
     elif isinstance(token, bytes):
-        segment, dot, _ = token.partition(b".")
-        segment = segment if dot and _HEADER_BYTES.fullmatch(segment) else b""
-    else:
+        head, separator, _ = token.partition(b".")
+        if separator and _HEADER_BYTES.fullmatch(head):
+            segment = head
+    if not segment:
         return None
     kid = _kids.get(segment)
     if kid is None:
@@ -128,7 +131,7 @@ def cached_kid(token: Any, keyset: Any) -> str | None:
 
 def _header_kid(segment: bytes) -> str | None:
     """The string ``kid`` of a plain base64url header segment, else ``None``."""
-    if not segment or len(segment) % 4 == 1:
+    if len(segment) % 4 == 1:
         return None
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
