@@ -30,6 +30,8 @@ from tests.idp import FakeKeycloak, Mode, generate_rsa_key  # noqa: E402
 
 APPS = ["django.contrib.auth", "django.contrib.contenttypes", "rest_framework", "rest_framework_simplejwt"]
 RESULTS = ROOT / "bench" / "results.json"
+#: The layers of a warm request, innermost first (``warm_breakdown`` times each one on its own).
+LAYERS = ("get_signing_key_from_jwt", "TokenBackend.decode", "Token.__init__", "get_validated_token", "authenticate")
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], str]:
@@ -51,6 +53,14 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
         except OSError:
             time.sleep(0.05)
     return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def per_call(call: Any, calls: int) -> float:
+    """µs per call of ``call()`` over ``calls`` calls."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - started) / calls * 1e6
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -107,25 +117,89 @@ class Bench:
 
     # -- a. warm authenticate() ---------------------------------------------------------------
     def warm_authenticate(self, rounds: int = 9, calls: int = 1500) -> None:
-        from rest_framework_simplejwt.authentication import JWTAuthentication
+        """Stateless (the IdP's users need no database row) and with the DB user lookup, both beside
+        the floor: PyJWT's own ``jwt.decode`` of the same token with the same key and arguments."""
+        from rest_framework_simplejwt.authentication import JWTAuthentication, JWTStatelessUserAuthentication
 
         token = self.idp.mint(expires_in=3600)
-        auth = JWTAuthentication()
-        best: dict[bool, list[float]] = {False: [], True: []}
+        for key, auth in (("warm_authenticate", JWTStatelessUserAuthentication()),
+                          ("warm_authenticate_db", JWTAuthentication())):  # fmt: skip
+            best = self.alternate(rounds, calls, lambda patched, auth=auth: self._authenticate(auth, token))
+            vanilla, patched, floor = best["vanilla"], best["patched"], best["floor"]
+            self.results[key] = {
+                "vanilla_us": round(vanilla, 2), "patched_us": round(patched, 2), "floor_us": round(floor, 2),
+                "ratio": round(patched / vanilla, 4), "target": "<= 1.00", "ok": patched / vanilla <= 1.00,
+                "how": f"min over {rounds} alternating rounds of {calls} {type(auth).__name__}.authenticate() calls; "
+                "floor: jwt.decode of the same token with the same key and arguments",
+            }  # fmt: skip
+
+    def _authenticate(self, auth: Any, token: str) -> Any:
+        request = self.request(token)
+        auth.authenticate(request)  # warm the key cache
+        return lambda: auth.authenticate(request)
+
+    def alternate(self, rounds: int, calls: int, make: Any) -> dict[str, float]:
+        """µs per call of ``make(patched)()``, vanilla and patched in alternating order, and of the floor:
+        the minimum over ``rounds``."""
+        times: dict[str, list[float]] = {"vanilla": [], "patched": [], "floor": []}
         for r in range(rounds):
             for patched in (False, True) if r % 2 == 0 else (True, False):
                 self.backend(patched)
-                request = self.request(token)
-                auth.authenticate(request)  # warm the key cache
-                started = time.perf_counter()
-                for _ in range(calls):
-                    auth.authenticate(request)
-                best[patched].append((time.perf_counter() - started) / calls * 1e6)
-        vanilla, patched = min(best[False]), min(best[True])
-        self.results["warm_authenticate"] = {
-            "vanilla_us": round(vanilla, 2), "patched_us": round(patched, 2),
-            "ratio": round(patched / vanilla, 4), "target": "<= 1.02", "ok": patched / vanilla <= 1.02,
-            "how": f"min over {rounds} alternating rounds of {calls} JWTAuthentication.authenticate() calls",
+                times["patched" if patched else "vanilla"].append(per_call(make(patched), calls))
+            times["floor"].append(per_call(self.floor(), calls))
+        return {k: min(v) for k, v in times.items()}
+
+    def floor(self) -> Any:
+        """The bare PyJWT decode SimpleJWT's ``TokenBackend.decode`` makes, with the key it looked up."""
+        import jwt
+        from rest_framework_simplejwt import state
+
+        backend, token = state.token_backend, self.idp.mint(expires_in=3600)
+        key = backend.jwks_client.get_signing_key_from_jwt(token).key
+        leeway = backend.get_leeway() if hasattr(backend, "get_leeway") else backend.leeway
+        options = {"verify_aud": backend.audience is not None, "verify_signature": True}
+        algorithms = [backend.algorithm]
+
+        def decode() -> Any:
+            return jwt.decode(token, key, algorithms=algorithms, audience=backend.audience, issuer=backend.issuer,
+                              leeway=leeway, options=options)  # fmt: skip
+
+        return decode
+
+    def warm_breakdown(self, rounds: int = 7, calls: int = 1000) -> None:
+        """Where a warm stateless request's microseconds go: each layer SimpleJWT calls (``LAYERS``),
+        timed on its own, vanilla and patched; the table shows what each adds to the one it calls."""
+        from rest_framework_simplejwt import state
+        from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+        from rest_framework_simplejwt.settings import api_settings
+
+        token = self.idp.mint(expires_in=3600)
+        raw = token.encode()
+        auth = JWTStatelessUserAuthentication()
+        token_class = api_settings.AUTH_TOKEN_CLASSES[0]
+        layers: dict[str, Any] = {
+            "get_signing_key_from_jwt": lambda: state.token_backend.jwks_client.get_signing_key_from_jwt(raw),
+            "TokenBackend.decode": lambda: state.token_backend.decode(raw),
+            "Token.__init__": lambda: token_class(raw),
+            "get_validated_token": lambda: auth.get_validated_token(raw),
+        }
+        assert tuple(layers) == LAYERS[:-1]
+        times: dict[str, dict[str, list[float]]] = {name: {"vanilla": [], "patched": []} for name in LAYERS}
+        floors: list[float] = []
+        for r in range(rounds):  # every layer in every round: the machine's load is the same for all of them
+            for patched in (False, True) if r % 2 == 0 else (True, False):
+                self.backend(patched)
+                state.token_backend.decode(raw)  # the patched backend takes its client under management here
+                mode = "patched" if patched else "vanilla"
+                for name, call in layers.items():
+                    call()
+                    times[name][mode].append(per_call(call, calls))
+                times["authenticate"][mode].append(per_call(self._authenticate(auth, token), calls))
+            floors.append(per_call(self.floor(), calls))
+        self.results["warm_breakdown"] = {
+            "layers": {name: {mode: round(min(v), 2) for mode, v in t.items()} for name, t in times.items()},
+            "floor_us": round(min(floors), 2),
+            "how": f"each layer timed on its own, min over {rounds} alternating rounds of {calls} calls",
         }  # fmt: skip
 
     # -- h. several issuers (ISSUERS): warm path and memory per issuer (issue 19) ---------------
@@ -418,6 +492,7 @@ def main() -> int:
 
             bench = Bench(idp)
             bench.warm_authenticate()
+            bench.warm_breakdown()
             bench.many_issuers()
             bench.random_kids()
             bench.rotation()
@@ -455,9 +530,14 @@ def render(data: dict[str, Any]) -> str:
         lines.append("")
         lines.append("| measure | vanilla | patched | target | met |")
         lines.append("|---|---|---|---|---|")
-        w = r["warm_authenticate"]
-        lines.append(f"| warm `authenticate()` per call | {w['vanilla_us']} µs | {w['patched_us']} µs (×{w['ratio']}) "
-                     f"| {w['target']} | {'✓' if w['ok'] else '✗'} |")  # fmt: skip
+        for key, title in (("warm_authenticate", "warm `authenticate()` per call, stateless"),
+                           ("warm_authenticate_db", "warm `authenticate()` per call, DB user lookup")):  # fmt: skip
+            w = r.get(key)
+            if w is None:
+                continue
+            floor = f" (floor: `jwt.decode` {w['floor_us']} µs)" if "floor_us" in w else ""
+            lines.append(f"| {title}{floor} | {w['vanilla_us']} µs | {w['patched_us']} µs (×{w['ratio']}) "
+                         f"| {w['target']} | {'✓' if w['ok'] else '✗'} |")  # fmt: skip
         if "many_issuers" in r:
             m = r["many_issuers"]
             lines.append(f"| warm `authenticate()`, {m['issuers']} `ISSUERS` vs one (single `JWK_URL`: "
@@ -509,7 +589,30 @@ def render(data: dict[str, Any]) -> str:
                      f"{a['median_ms']} ms / {fresh} "
                      f"| {a['target']} | {'✓' if a['ok'] else '✗'} |")  # fmt: skip
         lines.append("")
+        if "warm_breakdown" in r:
+            lines.extend(breakdown(r["warm_breakdown"]))
     return "\n".join(lines)
+
+
+def breakdown(run: dict[str, Any]) -> list[str]:
+    """The warm path layer by layer: what each layer adds to the one it calls (µs per call)."""
+    layers, floor = run["layers"], run["floor_us"]
+    lookup, decode, init, validated, authenticate = (layers[name] for name in LAYERS)
+    rows = [
+        ("key lookup (`PyJWKClient.get_signing_key_from_jwt`)", lambda m: lookup[m]),
+        ("`jwt.decode`: the floor, the same in both", lambda m: floor),
+        ("`TokenBackend.decode` around them", lambda m: decode[m] - lookup[m] - floor),
+        ("`Token.__init__` (claim checks)", lambda m: init[m] - decode[m]),
+        ("`get_validated_token`", lambda m: validated[m] - init[m]),
+        ("`authenticate` (header parsing, `TokenUser`)", lambda m: authenticate[m] - validated[m]),
+        ("**total**", lambda m: authenticate[m]),
+    ]
+    lines = [f"Where a warm stateless `authenticate()` spends its µs ({run['how']}):", "",
+             "| layer | vanilla | patched |", "|---|---|---|"]  # fmt: skip
+    for title, share in rows:
+        lines.append(f"| {title} | {share('vanilla'):.2f} µs | {share('patched'):.2f} µs |")
+    lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

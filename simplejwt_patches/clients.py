@@ -63,12 +63,23 @@ def _pyjwk_client_class() -> type | None:
     return PyJWKClient
 
 
+#: The client ``state_of`` answered last and its state: every warm request asks twice for the same one.
+_last: tuple[Callable[[], Any], ClientState] | None = None
+
+
 def state_of(client: Any) -> ClientState | None:
     """Our state for ``client`` when it is managed, else ``None``."""
+    global _last
+    last = _last
+    if last is not None and client is not None and last[0]() is client:
+        return last[1]
     try:
-        return _clients.get(client)
+        state = _clients.get(client)
     except TypeError:  # not weak-referenceable: never managed
         return None
+    if state is not None:
+        _last = (state.client_ref, state)
+    return state
 
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -117,8 +128,10 @@ def adopt_existing_clients() -> None:
 
 def release_all_clients() -> None:
     """Stop managing every client (their key sources are dropped with them)."""
+    global _last
     with _clients_lock:
         _clients.clear()
+        _last = None
 
 
 def managed_client_count() -> int:

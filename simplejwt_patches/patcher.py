@@ -4,6 +4,12 @@
   wraps each listed fixer's target with :class:`wrapt.FunctionWrapper`. A fixer is recorded as
   applied only after its wrapper is in place; a target that is missing or has another shape is
   skipped with a reason (and a warning), never an exception out of ``AppConfig.ready()``.
+* **One wrapper per target**: when several fixers wrap the same upstream callable (``Token.__init__``,
+  ``TokenBackend.decode``, ...), they are not stacked. The target holds one ``FunctionWrapper`` around
+  the upstream callable whose wrapper runs the fixers' wrappers as a chain (:func:`chain`), in
+  installation order (earlier fixers innermost), exactly as the stack would. A fixer joining a target
+  replaces its wrapper by one with the longer chain, and that replacement is an undo-log entry of its
+  own, so reverting (or rolling a fixer back) still restores, step by step, only what is still ours.
 * Every change is written to an undo log: owner, attribute, whether the owner had its own
   attribute, the original object and what we installed. ``revert()`` replays it backwards and
   restores an attribute only while it is still ours, so a later monkey-patch by someone else
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
@@ -24,16 +31,58 @@ import wrapt
 from .catalog import REGISTRY
 from .conf import get_options
 from .pins import Pin
-from .registry import Fixer, Patch
+from .registry import Fixer, Patch, WrapperFunc
 from .selection import Selection, select
 from .versions import distribution_version, pyjwt_caps, simplejwt_version
 
-__all__ = ["Change", "FixerStatus", "Status", "apply", "changes", "is_applied", "revert", "selection", "status"]
+__all__ = [
+    "Change",
+    "FixerStatus",
+    "Status",
+    "apply",
+    "chain",
+    "changes",
+    "fixers_on",
+    "is_applied",
+    "revert",
+    "selection",
+    "status",
+]
 
 logger = logging.getLogger("simplejwt_patches")
 
-_MARK = "_self_simplejwt_patches_fixer"
+#: On each wrapper we install: the ids of the fixers it runs, innermost first.
+_MARK = "_self_simplejwt_patches_fixers"
+#: ... and their wrapper functions, in the same order (what a fixer joining the target extends).
+_CHAIN = "_self_simplejwt_patches_chain"
 _MISSING = object()
+
+
+def chain(wrappers: Sequence[WrapperFunc]) -> WrapperFunc:
+    """One wrapt wrapper that runs ``wrappers`` (innermost first) as if each wrapped the next.
+
+    ``wrappers[0]`` gets the upstream callable as ``wrapped``; every later one gets a callable
+    running the ones before it. One wrapper alone is returned as it is (no dispatch at all).
+    """
+    if not wrappers:
+        raise ValueError("a chain needs at least one wrapper")
+    if len(wrappers) == 1:
+        return wrappers[0]
+    inner, outer = chain(wrappers[:-1]), wrappers[-1]
+
+    def dispatch(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        def run_inner(*a: Any, **k: Any) -> Any:
+            return inner(wrapped, instance, a, k)
+
+        return outer(run_inner, instance, args, kwargs)
+
+    return dispatch
+
+
+def fixers_on(obj: Any) -> tuple[str, ...]:
+    """The ids of the fixers ``obj`` (one of our wrappers) runs, innermost first; ``()`` for anything else."""
+    ids = getattr(obj, _MARK, None) if isinstance(obj, wrapt.FunctionWrapper) else None
+    return ids if isinstance(ids, tuple) else ()
 
 
 @dataclass
@@ -160,8 +209,7 @@ def _install(fixer: Fixer, selected_by: str = "", states: dict[str, FixerStatus]
         resolved.append((patch, parent, attribute, original))
     done: list[Change] = []
     for patch, parent, attribute, original in resolved:
-        wrapper = wrapt.FunctionWrapper(original, patch.wrapper)
-        setattr(wrapper, _MARK, fixer.id)
+        wrapper = _wrapper(fixer.id, patch, parent, attribute, original)
         change = Change(fixer.id, parent, attribute, attribute in vars(parent), vars(parent).get(attribute), wrapper)
         try:
             setattr(parent, attribute, wrapper)
@@ -174,10 +222,32 @@ def _install(fixer: Fixer, selected_by: str = "", states: dict[str, FixerStatus]
     return status("applied", "wrapped " + fixer.target)
 
 
+def _ours(parent: Any, attribute: str, obj: Any) -> bool:
+    """Whether ``obj`` is the wrapper this ``apply()`` installed on ``parent.attribute`` and still holds there."""
+    return any(c.owner is parent and c.attribute == attribute and c.installed is obj for c in _changes) and (
+        vars(parent).get(attribute, _MISSING) is obj
+    )
+
+
+def _wrapper(fixer_id: str, patch: Patch, parent: Any, attribute: str, original: Any) -> Any:
+    """The one wrapper ``parent.attribute`` gets: ``original`` wrapped, or our chain there grown by one."""
+    ids: tuple[str, ...] = (fixer_id,)
+    wrappers: tuple[WrapperFunc, ...] = (patch.wrapper,)
+    upstream = original
+    if _ours(parent, attribute, original):
+        ids = (*fixers_on(original), fixer_id)
+        wrappers = (*getattr(original, _CHAIN), patch.wrapper)
+        upstream = original.__wrapped__
+    wrapper = wrapt.FunctionWrapper(upstream, chain(wrappers))
+    setattr(wrapper, _MARK, ids)
+    setattr(wrapper, _CHAIN, wrappers)
+    return wrapper
+
+
 def _marks(obj: Any, fixer_id: str) -> bool:
     """Whether one of ``fixer_id``'s wrappers is anywhere in the wrapper stack of ``obj``."""
-    for _ in range(64):  # bounded: wrapper stacks are a few deep
-        if getattr(obj, _MARK, None) == fixer_id:
+    for _ in range(64):  # bounded: a foreign wrapper or two may sit on ours
+        if fixer_id in fixers_on(obj):
             return True
         inner = getattr(obj, "__wrapped__", None)  # wrapt 2's FunctionWrapper is no ObjectProxy subclass
         if inner is None or inner is obj:
@@ -226,9 +296,11 @@ def revert() -> Status:
         from .clients import release_all_clients
 
         release_all_clients()
+        foreign: set[tuple[int, str]] = set()  # targets already reported (each fixer on one has an entry)
         while _changes:
             change = _changes.pop()
-            if not change.undo():
+            if not change.undo() and (id(change.owner), change.attribute) not in foreign:
+                foreign.add((id(change.owner), change.attribute))
                 logger.warning(
                     "simplejwt_patches: not reverting %s.%s (%s): it was replaced by someone else",
                     getattr(change.owner, "__qualname__", type(change.owner).__name__),

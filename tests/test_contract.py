@@ -23,7 +23,7 @@ from simplejwt_patches.pins import PINS, find_pin
 from simplejwt_patches.registry import DIAGNOSTICS, FUNCTIONAL, SECURITY, Fixer, Patch, Registry, also, fixer
 from simplejwt_patches.versions import simplejwt_version
 
-MARK = "_self_simplejwt_patches_fixer"
+MARK = "_self_simplejwt_patches_fixers"  # the fixer ids one wrapper runs
 
 
 def targets() -> dict[tuple[int, str], tuple[Any, str, list[str]]]:
@@ -42,11 +42,11 @@ def targets() -> dict[tuple[int, str], tuple[Any, str, list[str]]]:
 
 
 def layers(owner: Any, attr: str) -> tuple[list[str], Any]:
-    """Our wrapper ids on ``owner.attr`` (outermost first) and the object under them."""
+    """The fixer ids our wrappers on ``owner.attr`` run (outermost first) and the object under them."""
     obj = vars(owner)[attr]
     ids = []
     while isinstance(obj, wrapt.FunctionWrapper) and getattr(obj, MARK, None):
-        ids.append(getattr(obj, MARK))
+        ids.extend(reversed(getattr(obj, MARK)))  # one wrapper per target runs the chain of its fixers
         obj = obj.__wrapped__
     return ids, obj
 
@@ -84,6 +84,68 @@ def test_sequences_never_double_wrap_and_revert_restores_identity(sequence, orig
             assert ids == []
             assert vars(owner)[attr] is originals[key]
     assert simplejwt_patches.status().applied is (last == "apply")
+
+
+def test_one_wrapper_per_target_runs_its_fixers_in_installation_order(originals):
+    simplejwt_patches.apply()
+    for key, (owner, attr, fids) in targets().items():
+        top = vars(owner)[attr]
+        assert isinstance(top, wrapt.FunctionWrapper) and top.__wrapped__ is originals[key], attr  # no stacking
+        installed = [c.fixer_id for c in patcher.changes() if c.owner is owner and c.attribute == attr]
+        assert list(patcher.fixers_on(top)) == installed  # each fixer joining the target is one undo step
+        assert installed == [i for i in REGISTRY.ids() if i in fids], attr  # registration order, innermost first
+
+
+class Target:
+    """A callable for the chain tests below (``tests.test_contract:Target.run``)."""
+
+    def run(self, value: str, *, suffix: str = "") -> str:
+        return value + suffix
+
+
+def _recording(name: str, calls: list[str]) -> Any:
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        calls.append(f"{name}>")
+        result = wrapped(*args, **{**kwargs, "suffix": kwargs.get("suffix", "") + name})
+        calls.append(f"<{name}")
+        return f"{result}|{name}"
+
+    return wrapper
+
+
+def test_a_chain_runs_like_a_stack_and_reverts_one_fixer_at_a_time(originals):
+    pristine = vars(Target)["run"]
+    calls: list[str] = []
+    names = ("inner", "middle", "outer")
+    fixers = [
+        Fixer(f"test.{n}", FUNCTIONAL, REGISTRY.get("pyjwt.client.transport").simplejwt,
+              (Patch(__name__, "Target.run", ("self", "value"), _recording(n, calls)),), (), "doc")
+        for n in names
+    ]  # fmt: skip
+    before = len(patcher.changes())
+    try:
+        assert [patcher._install(fx).state for fx in fixers] == ["applied"] * 3
+        top = vars(Target)["run"]
+        assert top.__wrapped__ is pristine and patcher.fixers_on(top) == tuple(f"test.{n}" for n in names)
+        assert Target().run("v") == "voutermiddleinner|inner|middle|outer"
+        assert calls == ["outer>", "middle>", "inner>", "<inner", "<middle", "<outer"]
+        assert patcher._install(fixers[1]).state == "skipped"  # already in the chain: not wrapped twice
+        mine = patcher.changes()[before:]
+        assert [c.fixer_id for c in mine] == [f"test.{n}" for n in names]
+        assert mine[2].undo() and patcher.fixers_on(vars(Target)["run"]) == ("test.inner", "test.middle")
+        calls.clear()
+        assert Target().run("v") == "vmiddleinner|inner|middle" and calls[0] == "middle>"
+        assert mine[1].undo() and mine[0].undo() and vars(Target)["run"] is pristine
+    finally:
+        del patcher._changes[before:]
+        Target.run = pristine
+
+
+def test_chain_of_one_is_the_wrapper_itself():
+    wrapper = _recording("only", [])
+    assert patcher.chain([wrapper]) is wrapper
+    with pytest.raises(ValueError):
+        patcher.chain([])
 
 
 def test_apply_twice_equals_once():

@@ -6,6 +6,9 @@ SimpleJWT's runs the original method untouched.
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +18,15 @@ from ..conf import get_options
 from ..registry import FUNCTIONAL, fixer
 from ..transport import fetch_payload
 
-__all__ = ["fetch_data", "get_signing_key_from_jwt"]
+__all__ = ["cached_kid", "fetch_data", "get_signing_key_from_jwt"]
+
+#: A header segment the warm path reads itself: plain base64url, no padding, the size of a real header.
+_HEADER = re.compile(r"[A-Za-z0-9_-]{2,1024}")
+_HEADER_BYTES = re.compile(rb"[A-Za-z0-9_-]{2,1024}")
+#: Header segment -> its kid: a fleet's tokens share a handful of headers (alg, kid, typ), so the warm
+#: path decodes each once. Bounded; cleared when full.
+_kids: dict[bytes, str] = {}
+_KIDS_MAX = 256
 
 
 @fixer(
@@ -74,8 +85,57 @@ def get_signing_key_from_jwt(
     token check. None honours Cache-Control, serves a stale set when the IdP is down, or shares a
     set between processes. See :mod:`simplejwt_patches.keysource` for the policy that replaces it.
     """
-    import jwt
-
     token = args[0] if args else kwargs["token"]
-    header = jwt.get_unverified_header(token)
-    return state.key_source().get_signing_key(header.get("kid"))
+    source = state.key_source()
+    kid = cached_kid(token, source.keyset)
+    if kid is None:
+        import jwt
+
+        kid = jwt.get_unverified_header(token).get("kid")
+    return source.get_signing_key(kid)
+
+
+def cached_kid(token: Any, keyset: Any) -> str | None:
+    """The token's ``kid`` when it names a key of the fresh ``keyset``, read from the header segment only.
+
+    PyJWT's ``get_unverified_header`` decodes and checks every segment of the token (on PyJWT 2.15
+    character by character, most of a warm request's cost) only for ``decode`` to do it all again.
+    When the header is plain base64url JSON naming a key of the unexpired set, this key is the one
+    PyJWT's header would name, and anything else wrong with the token is raised by ``jwt.decode``
+    exactly as ``get_unverified_header`` would have raised it. Anything else (``None``): PyJWT reads
+    the header, as before.
+    """
+    if keyset is None or time.monotonic() >= keyset.expires_mono:
+        return None
+    segment = b""
+    if isinstance(token, str):
+        text, dot, _ = token.partition(".")
+        if dot and _HEADER.fullmatch(text):
+            segment = text.encode("ascii")
+    elif isinstance(token, bytes):
+        head, separator, _ = token.partition(b".")
+        if separator and _HEADER_BYTES.fullmatch(head):
+            segment = head
+    if not segment:
+        return None
+    kid = _kids.get(segment)
+    if kid is None:
+        kid = _header_kid(segment)
+        if kid is None:
+            return None
+        if len(_kids) >= _KIDS_MAX:  # a flood of made-up headers: start over (bounded memory)
+            _kids.clear()
+        _kids[segment] = kid
+    return kid if kid in keyset.keys else None
+
+
+def _header_kid(segment: bytes) -> str | None:
+    """The string ``kid`` of a plain base64url header segment, else ``None``."""
+    if len(segment) % 4 == 1:
+        return None
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None

@@ -12,7 +12,7 @@ from ..clients import adopt, state_of
 from ..diagnostics import promote_context
 from ..registry import DIAGNOSTICS, FUNCTIONAL, fixer
 
-__all__ = ["decode", "decode_after_key_replaced", "get_verifying_key", "invalid_message"]
+__all__ = ["backend_error", "decode", "decode_after_key_replaced", "get_verifying_key", "invalid_message"]
 
 
 @lru_cache(maxsize=1)
@@ -29,6 +29,14 @@ def _jwks_errors() -> tuple[type[BaseException], ...]:
         http.client.HTTPException,
         OSError,
     )
+
+
+@lru_cache(maxsize=1)
+def backend_error() -> type[BaseException]:
+    """SimpleJWT's ``TokenBackendError`` (looked up once: an import statement per request costs)."""
+    from rest_framework_simplejwt.exceptions import TokenBackendError
+
+    return TokenBackendError
 
 
 @lru_cache(maxsize=1)
@@ -63,14 +71,12 @@ def get_verifying_key(wrapped: Callable[..., Any], instance: Any, args: tuple[An
     if client is None:
         return wrapped(*args, **kwargs)
     adopt(client)
-    from rest_framework_simplejwt.exceptions import TokenBackendError
-
     try:
         return wrapped(*args, **kwargs)
-    except TokenBackendError:
+    except backend_error():  # an except clause's class is only looked up when something was raised
         raise
     except _jwks_errors() as exc:
-        raise TokenBackendError(invalid_message()) from promote_context(exc)
+        raise backend_error()(invalid_message()) from promote_context(exc)
 
 
 @fixer(
@@ -87,11 +93,9 @@ def decode(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kw
     TokenBackendError(...)`` without ``from``; the PyJWT error survives only as ``__context__``,
     which DRF and error trackers do not follow. 5.2.1 added ``from ex``.
     """
-    from rest_framework_simplejwt.exceptions import TokenBackendError
-
     try:
         return wrapped(*args, **kwargs)
-    except TokenBackendError as exc:
+    except backend_error() as exc:
         promote_context(exc)
         raise
 
@@ -142,11 +146,9 @@ def decode_after_key_replaced(
     per ``JWKS_REFETCH_COOLDOWN``, and the token is verified again once, only when the refetched set
     publishes a *different* key under that kid. Anything else re-raises the original error unchanged.
     """
-    from rest_framework_simplejwt.exceptions import TokenBackendError
-
     try:
         return wrapped(*args, **kwargs)
-    except TokenBackendError as exc:
+    except backend_error() as exc:
         if not _replaced_key(instance, exc, args, kwargs):
             raise
     return wrapped(*args, **kwargs)
