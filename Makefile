@@ -62,11 +62,11 @@ upstream: bootstrap
 	$(NOX) -t upstream
 
 # One progress line per nox session ([i/N] name ... ok (Ns)); each session's output is in
-# .nox/logs/<session>.log and printed only when it fails; SimpleJWT's own suites (one process each)
-# run two at a time. The last line is the summary's
+# .nox/logs/<session>.log and printed only when it fails; the matrix cells and SimpleJWT's own suites
+# run two at a time, one core each. The last line is the summary's
 # "N passed, N failed, N skipped" (CI reads it).
 SOAK_SECONDS ?= 240
-SESSIONS := lint -t package -t matrix -t servers -t fuzz -j upstream
+SESSIONS := lint -t package -j matrix -t servers -t fuzz -j upstream
 
 test: bootstrap redis node
 	@rm -f .nox/junit-*.xml .nox/upstream-*.json .nox/sessions.json

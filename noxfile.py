@@ -123,8 +123,10 @@ def run_tests(session: nox.Session, *args: str, env: dict[str, str] | None = Non
     junit = ROOT / ".nox" / f"junit-{session.name}.xml"
     if not args:
         # Our whole suite: one worker process per core, each module kept on one worker (its
-        # module-scoped servers are started once); every worker has its own IdP and Django.
-        args = ("-n", "2", "--dist", "loadfile", *(f"--ignore={module}" for module in OWN_SESSION_TESTS))
+        # module-scoped servers are started once); every worker has its own IdP and Django. Two
+        # sessions run side by side (.ci/run_sessions.py -j) take one core each.
+        workers = os.environ.get("SJP_PYTEST_WORKERS", "2")
+        args = ("-n", workers, "--dist", "loadfile", *(f"--ignore={module}" for module in OWN_SESSION_TESTS))
     session.run(
         "python", "-m", "pytest", "-q", f"--junitxml={junit}", *args, *session.posargs,
         env={"PYTHONPATH": str(ROOT), **(env or {})},

@@ -3,8 +3,9 @@
     python .ci/run_sessions.py lint -t package -t matrix -j upstream ...
 
 Arguments are session names, or ``-t TAG`` for every session with that tag (in ``nox --list`` order);
-``-j TAG`` selects them too, and runs them two at a time (for single-process sessions such as
-SimpleJWT's own suites, which leave the second core idle; never for timing-sensitive ones).
+``-j TAG`` selects them too, and runs them two at a time, each on one core (``SJP_PYTEST_WORKERS=1``
+for our own suite, which otherwise takes both): the machine stays as loaded as one session on two
+workers, without the idle tail of a two-worker run or a session's serial set-up.
 Prints ``[i/N] name ... ok (Ns)`` per session, the ``known failure: ...`` lines an upstream session
 logged, and, for a failed session, its log. Every session runs even after a failure; the exit status
 is 1 if any failed. Results go to .nox/sessions.json for .ci/summary.py.
@@ -68,14 +69,15 @@ def batches(chosen: list[tuple[str, bool]]) -> list[list[str]]:
     return out
 
 
-def run_one(name: str) -> tuple[bool, float]:
+def run_one(name: str, paired: bool = False) -> tuple[bool, float]:
     log = LOGS / f"{name}.log"
     start = time.monotonic()
+    env = {**os.environ, "SJP_PYTEST_WORKERS": "1"} if paired else dict(os.environ)
     with log.open("w") as out:
         try:
             code = subprocess.run(
                 [*NOX, "-s", name], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                timeout=SESSION_TIMEOUT, check=False, cwd=ROOT, env=os.environ,
+                timeout=SESSION_TIMEOUT, check=False, cwd=ROOT, env=env,
             ).returncode  # fmt: skip
         except subprocess.TimeoutExpired:
             out.write(f"\nrun_sessions: {name} killed after {SESSION_TIMEOUT} s\n")
@@ -93,7 +95,7 @@ def main(argv: list[str]) -> int:
     done = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
         for batch in batches(chosen):
-            outcomes = list(pool.map(run_one, batch))
+            outcomes = list(pool.map(run_one, batch, [len(batch) == 2] * len(batch)))
             for name, (ok, took) in zip(batch, outcomes, strict=True):
                 done += 1
                 together = f", beside {batch[1 - batch.index(name)]}" if len(batch) == 2 else ""
