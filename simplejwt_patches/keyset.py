@@ -1,20 +1,24 @@
 """A parsed JWKS: :class:`KeySet` (the signing keys by kid, when the set expires, its validators and
-its place in the fleet's sequence of published sets) and :func:`build_keyset`, which parses a payload
-once into its usable signing keys."""
+its place in the fleet's sequence of published sets); :func:`build_keyset` parses a payload once
+into its usable signing keys, :func:`from_entry` the payload of a shared-cache entry."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .diagnostics import safe_url
 from .failures import JWKSFailure
 from .keys import log_dropped, usable_signing_keys
 
-__all__ = ["KeySet", "build_keyset"]
+__all__ = ["KeySet", "build_keyset", "from_entry"]
+
+logger = logging.getLogger("simplejwt_patches.jwks")
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,19 @@ def _json_size(payload: dict[str, Any]) -> int:
         return len(json.dumps(payload, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed from JSON, so serialisable
         return 0
+
+
+def from_entry(entry: dict[str, Any], url: str, now: tuple[float, float]) -> KeySet:
+    """The key set of a shared-cache entry (opened and checked by :mod:`.shared_cache`), parsed again."""
+    keyset = build_keyset(
+        entry["payload"],
+        entry["lifetime"],
+        now=now,
+        fetched_wall=entry["fetched"],
+        etag=entry.get("etag"),
+        last_modified=entry.get("last_modified"),
+    ).with_generation(entry["generation"])
+    logger.debug(
+        "JWKS for %s taken from the shared cache (fetched %.0f s ago)", safe_url(url), now[1] - entry["fetched"]
+    )
+    return keyset

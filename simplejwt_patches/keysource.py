@@ -39,10 +39,11 @@ from typing import Any
 from .conf import Options, get_options
 from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
-from .keyset import KeySet, build_keyset
+from .keyfetch import fetch_keyset
+from .keyset import KeySet, build_keyset, from_entry
 from .refetch import DemandBudget, FailureMemory, FleetReads, await_fleet, elapsed
+from .refusals import refresh_timed_out, tried_recently, unknown_kid
 from .shared_cache import SharedCache, adoptable
-from .transport import cache_lifetime, errors, fetch
 
 __all__ = ["KeySet", "KeySource", "build_keyset"]
 
@@ -109,12 +110,12 @@ class KeySource:
             key = refreshed.keys.get(kid) if refreshed is not None else None
             if key is not None:
                 return key
-            raise _unknown_kid(kid, None if self._memory.ok else self._memory.error)
+            raise unknown_kid(kid, None if self._memory.ok else self._memory.error)
         if self._memory.blocked(now, options.refetch_cooldown):
-            raise self._error_again(now, options)
+            raise tried_recently(self._memory, now, options)
         key = self._refresh_sync(options, (now, wall), deadline).keys.get(kid)
         if key is None:
-            raise _unknown_kid(kid)
+            raise unknown_kid(kid)
         return key
 
     def refetch_replaced(self, kid: Any, key: Any) -> Any:
@@ -194,9 +195,7 @@ class KeySource:
             if adopted is not None and wanted(adopted):
                 return adopted
         if not self._refresh_lock.acquire(timeout=max(0.0, deadline - elapsed())):
-            raise _connection_error(
-                f"a JWKS refresh in progress did not finish within JWKS_TIMEOUT={options.timeout:g} s"
-            ) from JWKSFailure("timeout", "waited JWKS_TIMEOUT for a refresh in progress")
+            raise refresh_timed_out(options)
         try:
             keyset = self._keyset
             if keyset is not None and wanted(keyset):
@@ -224,7 +223,7 @@ class KeySource:
         if entry is None or not adoptable(entry, seen, now[1], options):
             return None
         try:
-            keyset = self._adopt(entry, url, now)
+            keyset = from_entry(entry, url, now)
         except Exception:  # noqa: BLE001 - an unusable entry: fetch instead
             return None
         with self._adopt_lock:
@@ -249,14 +248,12 @@ class KeySource:
             keyset = self._keyset
             if keyset is not None and now[0] < keyset.expires_mono + options.stale_if_error:
                 return keyset  # the stale set, while a slow refresh is still running
-            raise _connection_error(
-                f"a JWKS refresh in progress did not finish within JWKS_TIMEOUT={options.timeout:g} s"
-            ) from JWKSFailure("timeout", "waited JWKS_TIMEOUT for a refresh in progress")
+            raise refresh_timed_out(options)
         try:
             if self._generation != generation:
                 if self._memory.ok and self._keyset is not None:
                     return self._keyset
-                raise self._error_again(now[0], options)
+                raise tried_recently(self._memory, now[0], options)
             return self._attempt(options, now)
         finally:
             self._refresh_lock.release()
@@ -319,11 +316,11 @@ class KeySource:
         url = str(client.uri)
         previous = self._keyset
         if not options.shared_cache:
-            return self._network(client, options, previous, now, demand=demand)
+            return fetch_keyset(client, options, previous, now, demand=demand)
         return SharedCache(options.shared_cache).refresh(
             url,
-            fetch=lambda timeout=None: self._network(client, _within(options, timeout), previous, now, demand=demand),
-            adopt=lambda entry: self._adopt(entry, url, now),
+            fetch=lambda timeout=None: fetch_keyset(client, _within(options, timeout), previous, now, demand=demand),
+            adopt=lambda entry: from_entry(entry, url, now),
             seen=previous,
             wall=now[1],
             options=options,
@@ -339,7 +336,7 @@ class KeySource:
         if entry is None:
             return None
         try:
-            keyset = self._adopt(entry, url, now)
+            keyset = from_entry(entry, url, now)
         except Exception:  # noqa: BLE001 - an unusable entry is no fallback
             return None
         logger.warning(
@@ -349,65 +346,7 @@ class KeySource:
         )
         return keyset
 
-    def _adopt(self, entry: dict[str, Any], url: str, now: tuple[float, float]) -> KeySet:
-        keyset = build_keyset(
-            entry["payload"],
-            entry["lifetime"],
-            now=now,
-            fetched_wall=entry["fetched"],
-            etag=entry.get("etag"),
-            last_modified=entry.get("last_modified"),
-        ).with_generation(entry["generation"])
-        logger.debug(
-            "JWKS for %s taken from the shared cache (fetched %.0f s ago)", safe_url(url), now[1] - entry["fetched"]
-        )
-        return keyset
-
-    def _network(
-        self, client: Any, options: Options, previous: KeySet | None, now: tuple[float, float], *, demand: bool = False
-    ) -> KeySet:
-        # A demand refetch looks for a key the cached set lacks (or replaced): never conditional.
-        conditional = {}
-        cached = None
-        if previous is not None and not demand:
-            conditional = {"etag": previous.etag, "last_modified": previous.last_modified}
-            cached = (previous.payload, previous.size)  # what a 304 reports (jwks_fetched, the DEBUG line)
-        payload, raw = fetch(client, options, cached=cached, **conditional)
-        lifetime, storable = cache_lifetime(raw.cache_control, options)
-        revalidated = raw.status == 304 and previous is not None
-        if revalidated:
-            assert previous is not None
-            payload = previous.payload
-        keyset = build_keyset(
-            payload,
-            lifetime,
-            now=now,
-            storable=storable,
-            etag=raw.etag or (previous.etag if previous and raw.status == 304 else None),
-            last_modified=raw.last_modified or (previous.last_modified if previous and raw.status == 304 else None),
-            url=safe_url(str(client.uri)),
-            size=previous.size if revalidated and previous is not None else len(raw.body),
-        )
-        cache = getattr(client, "jwk_set_cache", None)
-        if cache is not None:  # keep PyJWT's own cache in step for direct users of the client
-            try:
-                cache.put(payload)
-            except Exception:  # noqa: BLE001 - PyJWT's cache is a convenience here
-                pass
-        return keyset
-
     # -- errors and warnings ------------------------------------------------------------------
-
-    def _error_again(self, now: float, options: Options) -> BaseException:
-        last = self._memory.error
-        ago = now - (self._memory.attempt or now)
-        reason = describe(_root(last)) if last is not None else "unknown"
-        error = _connection_error(
-            f'Fail to fetch data from the url, err: "{reason}" (last attempt {ago:.0f} s ago; '
-            f"not retried before JWKS_REFETCH_COOLDOWN={options.refetch_cooldown:g} s)"
-        )
-        error.__cause__ = last
-        return error
 
     def _warn_stale(self, keyset: KeySet, now: float, options: Options) -> None:
         if self._stale_warned is not None and now - self._stale_warned < options.refetch_cooldown:
@@ -420,25 +359,8 @@ class KeySource:
             safe_url(str(getattr(client, "uri", ""))),
             now - keyset.expires_mono,
             options.stale_if_error,
-            describe(_root(self._memory.error)) if self._memory.error else "unknown",
+            describe(root_cause(self._memory.error)) if self._memory.error else "unknown",
         )
-
-
-def _root(exc: BaseException | None) -> BaseException:
-    assert exc is not None
-    return root_cause(exc)
-
-
-def _unknown_kid(kid: str, last_error: BaseException | None = None) -> BaseException:
-    """The unknown-kid error; chained to the last refresh's failure when it failed (the real cause)."""
-    import jwt
-
-    error = jwt.PyJWKClientError(f'Unable to find a signing key that matches: "{kid[:100]}"')
-    if last_error is not None:
-        error.__cause__ = last_error
-        return error
-    error.__cause__ = JWKSFailure("unknown_kid", "no key in the current key set has this kid")
-    return error
 
 
 def _same_jwk(a: Any, b: Any) -> bool:
@@ -456,7 +378,3 @@ def _within(options: Options, timeout: float | None) -> Options:
     if timeout is None or timeout >= options.timeout:
         return options
     return Options({**options._values, "JWKS_TIMEOUT": max(timeout, 0.001)}, options.problems)
-
-
-def _connection_error(message: str) -> BaseException:
-    return errors()[0](message)
