@@ -1,31 +1,20 @@
-"""Resilient signing-key lookup for SimpleJWT's managed JWKS clients.
+"""The serving policy of the signing-key lookup: a kid in, a key or a reasoned refusal out.
 
 One :class:`KeySource` per managed ``PyJWKClient`` replaces PyJWT's lookup (fixer
-``pyjwt.client.key-source``) with the behaviour of the best JWKS clients, on every PyJWT:
+``pyjwt.client.key-source``); the policy in full is docs/resilience.md ("The refetch policy and its
+bound", "Declared fail-closed windows"). :class:`KeySource` decides, on its injectable clock:
 
-* **Warm path without locks or network**: a kid in the cached key set is a dict lookup; PyJWT
-  2.14+'s global lock (held across network I/O) is never taken.
-* **Rotation pick-up, bounded** (README, "The refetch policy and its bound"): only *demand*
-  refetches (caused by an unknown kid, or by a cached kid whose signature fails) use the refetch
-  budget of one per ``JWKS_REFETCH_COOLDOWN`` -- per fleet with a shared cache (``cache.add`` on a
-  budget key). Cold, expiry and background refreshes do not, so the first token signed with a
-  freshly rotated key triggers an immediate refetch. Before spending the budget, a process with a
-  shared cache adopts a newer set the fleet published (one bounded read, :mod:`.refetch`); a token
-  whose kid is unknown while a refresh is in flight waits for it and is judged by its result, and a
-  process refused the fleet's budget waits for the set the fleet is fetching. A kid still unknown
-  after that is rejected without network. A failed attempt of any kind is not retried before the
-  cooldown has passed; a failed demand refetch is in the 401's cause chain.
-* **Stale-while-revalidate / stale-if-error**: once the set expires, requests keep being served
-  from it while *one* background thread refreshes; if refreshes fail, the last good set is served
-  for up to ``JWKS_STALE_IF_ERROR`` seconds past its expiry (WARNING once per cooldown), then the
-  source fails closed.
-* **Single-flight**: at most one fetch in flight per client; synchronous callers (cold cache,
-  unknown kid) wait for it instead of fetching again. Optional refresh-ahead.
-* **Cache-Control**: ``max-age`` within ``[JWKS_CACHE_MIN, JWKS_CACHE_MAX]``; ``no-store`` ->
-  ``JWKS_CACHE_MIN`` and never shared; conditional requests with ``ETag``/``Last-Modified``.
-* **Shared cache** (``JWKS_SHARED_CACHE``): the set, its fetch time and validators live in a
-  Django cache so a fleet fetches once per lifespan; ``cache.add`` is the cross-process lock; the
-  local copy serves the warm path; a broken cache falls back to per-process fetching (logged once).
+* a kid in the cached set is a dict lookup, without a lock or the network (PyJWT 2.14+'s global lock,
+  held across network I/O, is never taken);
+* an expired set keeps serving while one background refresh runs, and for ``JWKS_STALE_IF_ERROR``
+  past its expiry while refreshes fail (WARNING once per cooldown), then the source fails closed;
+* an unknown kid, or a cached kid whose signature fails, asks for a demand refetch within its bound;
+  a kid still unknown after that is rejected with the last failure in its cause chain;
+* a failed attempt is not retried before ``JWKS_REFETCH_COOLDOWN``: its failure answers meanwhile.
+
+The collaborators hold the rest: :mod:`.refresher` (the current set, single flight, background
+refresh, attempts), :mod:`.demand` (the demand refetch and its budget), :mod:`.fleet` (the shared
+cache), :mod:`.keyfetch` (the IdP fetch), :mod:`.keyset` (the parsed set), :mod:`.refusals` (errors).
 """
 
 from __future__ import annotations
@@ -41,7 +30,8 @@ from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
 from .keyfetch import fetch_keyset
 from .keyset import KeySet, build_keyset, from_entry
-from .refetch import DemandBudget, FailureMemory, FleetReads, await_fleet, elapsed
+from .refetch import DemandBudget, FleetReads, await_fleet, elapsed
+from .refresher import Refresher
 from .refusals import refresh_timed_out, tried_recently, unknown_kid
 from .shared_cache import SharedCache, adoptable
 
@@ -56,31 +46,23 @@ class KeySource:
     def __init__(self, client_ref: Any, clock: Any = None) -> None:
         self._client_ref = client_ref  # weak reference to the managed PyJWKClient
         self._clock = clock or (lambda: (time.monotonic(), time.time()))  # (monotonic, wall) - injectable
-        self._keyset: KeySet | None = None
-        self._refresh_lock = threading.Lock()
-        self._bg_guard = threading.Lock()
-        self._bg_thread: threading.Thread | None = None
-        self._generation = 0  # completed attempts and adopted fleet sets
-        self._memory = FailureMemory()  # the last attempt: bounds retries after a failure
+        self._refresher = Refresher(fetch=self._fetch, fallback=self._stale_from_shared)
         self._budget = DemandBudget()  # the unknown-kid budget (the fleet's is in the shared cache)
         self._fleet_reads: FleetReads[KeySet] = FleetReads()
-        self._adopt_lock = threading.Lock()
         self._stale_warned: float | None = None
-
-    # -- public -------------------------------------------------------------------------------
 
     @property
     def keyset(self) -> KeySet | None:
         """The current key set (possibly expired), or ``None`` before the first fetch."""
-        return self._keyset
+        return self._refresher.current[1]
+
+    @property
+    def _refresh_lock(self) -> threading.Lock:  # what the resilience tests look at
+        return self._refresher.lock
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait for a background refresh to finish (tests and benchmarks); ``False`` on timeout."""
-        thread = self._bg_thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        return self._refresher.wait_idle(timeout)
 
     def get_signing_key(self, kid: str | None) -> Any:
         """The PyJWK for ``kid``; raises PyJWT errors chained to the root cause."""
@@ -93,12 +75,13 @@ class KeySource:
             raise jwt.PyJWKClientError("Unable to find a signing key: the token's kid is not a string") from (
                 JWKSFailure("unknown_kid", f"the token's kid is a {type(kid).__name__}")
             )
-        generation, keyset = self._generation, self._keyset
+        refresher = self._refresher
+        generation, keyset = refresher.current
         if keyset is not None and now < keyset.expires_mono + options.stale_if_error:
             ahead = min(options.refresh_ahead, keyset.lifetime / 2)
             if now >= keyset.expires_mono - ahead:
-                self._refresh_in_background(options, (now, wall), generation)
-                if now >= keyset.expires_mono and not self._memory.ok:
+                refresher.in_background(options, (now, wall), generation)
+                if now >= keyset.expires_mono and not refresher.memory.ok:
                     self._warn_stale(keyset, now, options)
             key = keyset.keys.get(kid)
             if key is not None:
@@ -110,10 +93,10 @@ class KeySource:
             key = refreshed.keys.get(kid) if refreshed is not None else None
             if key is not None:
                 return key
-            raise unknown_kid(kid, None if self._memory.ok else self._memory.error)
-        if self._memory.blocked(now, options.refetch_cooldown):
-            raise tried_recently(self._memory, now, options)
-        key = self._refresh_sync(options, (now, wall), deadline).keys.get(kid)
+            raise unknown_kid(kid, None if refresher.memory.ok else refresher.memory.error)
+        if refresher.memory.blocked(now, options.refetch_cooldown):
+            raise tried_recently(refresher.memory, now, options)
+        key = refresher.refresh(options, (now, wall), deadline).keys.get(kid)
         if key is None:
             raise unknown_kid(kid)
         return key
@@ -129,7 +112,7 @@ class KeySource:
             return None
         options = get_options()
         now, wall = self._clock()
-        if self._keyset is None:
+        if self.keyset is None:
             return None
 
         def replaced(keyset: KeySet) -> bool:
@@ -148,35 +131,21 @@ class KeySource:
         Counts as a successful cold fetch (no demand budget used); ``False`` when a set is already
         cached or ``payload`` has no usable signing key.
         """
-        if self._keyset is not None:
+        if self.keyset is not None:
             return False
         now = self._clock()
-        with self._refresh_lock:
-            if self._keyset is not None:
-                return False
-            try:
-                keyset = build_keyset(payload, lifetime, now=now, storable=storable)
-            except Exception:  # noqa: BLE001 - an unusable set is left to the normal fetch
-                return False
-            self._keyset = keyset
-            self._memory.record(now[0], None)
-            self._generation += 1
-        return True
+        try:
+            keyset = build_keyset(payload, lifetime, now=now, storable=storable)
+        except Exception:  # noqa: BLE001 - an unusable set is left to the normal fetch
+            return False
+        return self._refresher.prime(now, keyset)
 
     def prime_failure(self, error: BaseException) -> bool:
         """Record a failed fetch made elsewhere in this process (the doctor's probe) as this source's
         last attempt, so the same failure answers without a second request; ``False`` when a set is cached."""
-        if self._keyset is not None:
+        if self.keyset is not None:
             return False
-        now = self._clock()
-        with self._refresh_lock:
-            if self._keyset is not None:
-                return False
-            self._memory.record(now[0], error)
-            self._generation += 1
-        return True
-
-    # -- the refetch policy (README, "The refetch policy and its bound") -------------------------
+        return self._refresher.prime(self._clock(), error)
 
     def _demand_refetch(
         self, options: Options, now: tuple[float, float], wanted: Callable[[KeySet], bool], deadline: float
@@ -187,20 +156,21 @@ class KeySource:
         the result of a refresh in flight (waited for until ``deadline``); then, budget permitting, one
         demand refetch -- or, when another process spent the fleet's budget, the set its fetch publishes.
         """
-        keyset = self._keyset
+        refresher = self._refresher
+        keyset = refresher.keyset
         if keyset is not None and wanted(keyset):
             return keyset  # refreshed meanwhile
         if options.shared_cache:
             adopted = self._fleet_reads.read(lambda: self._shared_newer(options, now), deadline)
             if adopted is not None and wanted(adopted):
                 return adopted
-        if not self._refresh_lock.acquire(timeout=max(0.0, deadline - elapsed())):
+        if not refresher.acquire(deadline):
             raise refresh_timed_out(options)
         try:
-            keyset = self._keyset
+            keyset = refresher.keyset
             if keyset is not None and wanted(keyset):
                 return keyset  # the refresh this request waited for has it
-            if self._memory.blocked(now[0], options.refetch_cooldown):
+            if refresher.memory.blocked(now[0], options.refetch_cooldown):
                 return None
             if not self._budget.take(now[0], options.refetch_cooldown):
                 return None  # spent by a fetch this process made (or waited for) less than a cooldown ago
@@ -210,111 +180,35 @@ class KeySource:
                 if cache.take_demand_budget(url, options.refetch_cooldown) is False:
                     self._budget.refused_by_fleet(now[0], options.refetch_cooldown)
                     return await_fleet(lambda: self._shared_newer(options, now), lambda: cache.locked(url), deadline)
-            return self._attempt(options, now, demand=True)
+            return refresher.attempt(options, now, demand=True)
         finally:
-            self._refresh_lock.release()
+            refresher.release()
 
     def _shared_newer(self, options: Options, now: tuple[float, float]) -> KeySet | None:
         """The shared cache's set, adopted, when another process published one newer than ours."""
         assert options.shared_cache
         url = self._url()
         entry = SharedCache(options.shared_cache).get(url)
-        seen = self._keyset
+        seen = self._refresher.keyset
         if entry is None or not adoptable(entry, seen, now[1], options):
             return None
         try:
             keyset = from_entry(entry, url, now)
         except Exception:  # noqa: BLE001 - an unusable entry: fetch instead
             return None
-        with self._adopt_lock:
-            current = self._keyset
-            if current is not None and current.fetched_wall >= keyset.fetched_wall:
-                return current if current.fetched_wall == keyset.fetched_wall else None
-            self._keyset = keyset
-            self._generation += 1
-        return keyset
+        return self._refresher.adopt(keyset)
 
     def _url(self) -> str:
         client = self._client_ref()
         return str(getattr(client, "uri", ""))
 
-    # -- refreshing ---------------------------------------------------------------------------
-
-    def _refresh_sync(self, options: Options, now: tuple[float, float], deadline: float) -> KeySet:
-        generation = self._generation
-        # Single flight: wait for a refresh already in progress, but never past the request's deadline
-        # (the fetch itself has that deadline; a waiter must not queue behind it indefinitely).
-        if not self._refresh_lock.acquire(timeout=max(0.0, deadline - elapsed())):
-            keyset = self._keyset
-            if keyset is not None and now[0] < keyset.expires_mono + options.stale_if_error:
-                return keyset  # the stale set, while a slow refresh is still running
-            raise refresh_timed_out(options)
-        try:
-            if self._generation != generation:
-                if self._memory.ok and self._keyset is not None:
-                    return self._keyset
-                raise tried_recently(self._memory, now[0], options)
-            return self._attempt(options, now)
-        finally:
-            self._refresh_lock.release()
-
-    def _refresh_in_background(self, options: Options, clock: tuple[float, float], generation: int) -> None:
-        now = clock[0]
-        if self._refresh_lock.locked() or self._generation != generation:
-            return  # in flight, or refreshed since this request looked
-        if self._memory.blocked(now, options.refetch_cooldown):
-            return
-        with self._bg_guard:
-            if self._bg_thread is not None and self._bg_thread.is_alive():
-                return
-            self._bg_thread = threading.Thread(
-                target=self._background,
-                args=(options, clock, generation),
-                name="simplejwt-patches-jwks-refresh",
-                daemon=True,
-            )
-            self._bg_thread.start()
-
-    def _background(self, options: Options, now: tuple[float, float], generation: int) -> None:
-        # Timestamps come from the requesting thread (one clock for all bookkeeping).
-        if not self._refresh_lock.acquire(blocking=False):
-            return
-        try:
-            if self._generation == generation:  # nobody refreshed meanwhile
-                self._attempt(options, now)
-        except Exception:  # noqa: BLE001 - the failure was logged by the transport; stale set keeps serving
-            pass
-        finally:
-            self._refresh_lock.release()
-            if options.shared_cache:
-                from django.db import connections
-
-                connections.close_all()  # this thread's connections only (a database cache backend)
-
-    def _attempt(self, options: Options, now: tuple[float, float], *, demand: bool = False) -> KeySet:
-        """One refresh (caller holds ``_refresh_lock``); records the outcome for the retry bound."""
-        started = now[0]
-        try:
-            keyset = self._fetch(options, now, demand=demand)
-        except Exception as exc:
-            self._memory.record(started, exc)
-            self._generation += 1
-            stale = self._stale_from_shared(options, now) if self._keyset is None else None
-            if stale is None:
-                raise
-            self._keyset = stale  # a process (re)started during an outage: the fleet's last good set
-            return stale
-        self._keyset = keyset
-        self._memory.record(started, None)
-        self._generation += 1
-        return keyset
-
-    def _fetch(self, options: Options, now: tuple[float, float], *, demand: bool = False) -> KeySet:
+    def _fetch(
+        self, options: Options, now: tuple[float, float], previous: KeySet | None, demand: bool = False
+    ) -> KeySet:
         client = self._client_ref()
         if client is None:  # pragma: no cover - the client is alive while it is being used
             raise RuntimeError("the JWKS client was garbage-collected")
         url = str(client.uri)
-        previous = self._keyset
         if not options.shared_cache:
             return fetch_keyset(client, options, previous, now, demand=demand)
         return SharedCache(options.shared_cache).refresh(
@@ -346,20 +240,18 @@ class KeySource:
         )
         return keyset
 
-    # -- errors and warnings ------------------------------------------------------------------
-
     def _warn_stale(self, keyset: KeySet, now: float, options: Options) -> None:
         if self._stale_warned is not None and now - self._stale_warned < options.refetch_cooldown:
             return
         self._stale_warned = now
-        client = self._client_ref()
+        error = self._refresher.memory.error
         logger.warning(
             "serving the last good JWKS for %s, expired %.0f s ago (JWKS_STALE_IF_ERROR=%g s), because refreshing "
             "it failed: %s",
-            safe_url(str(getattr(client, "uri", ""))),
+            safe_url(self._url()),
             now - keyset.expires_mono,
             options.stale_if_error,
-            describe(root_cause(self._memory.error)) if self._memory.error else "unknown",
+            describe(root_cause(error)) if error else "unknown",
         )
 
 
