@@ -22,18 +22,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from .conf import Options, get_options
+from .demand import DemandRefetch
 from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
-from .keyfetch import fetch_keyset
-from .keyset import KeySet, build_keyset, from_entry
-from .refetch import DemandBudget, FleetReads, await_fleet, elapsed
+from .fleet import Fleet
+from .keyset import KeySet, build_keyset
+from .refetch import FleetReads, elapsed
 from .refresher import Refresher
-from .refusals import refresh_timed_out, tried_recently, unknown_kid
-from .shared_cache import SharedCache, adoptable
+from .refusals import tried_recently, unknown_kid
 
 __all__ = ["KeySet", "KeySource", "build_keyset"]
 
@@ -46,9 +45,9 @@ class KeySource:
     def __init__(self, client_ref: Any, clock: Any = None) -> None:
         self._client_ref = client_ref  # weak reference to the managed PyJWKClient
         self._clock = clock or (lambda: (time.monotonic(), time.time()))  # (monotonic, wall) - injectable
-        self._refresher = Refresher(fetch=self._fetch, fallback=self._stale_from_shared)
-        self._budget = DemandBudget()  # the unknown-kid budget (the fleet's is in the shared cache)
-        self._fleet_reads: FleetReads[KeySet] = FleetReads()
+        self._fleet = Fleet(client_ref)
+        self._refresher = Refresher(fetch=self._fleet.fetch, fallback=self._fleet.stale)
+        self._demand = DemandRefetch(self._refresher, self._fleet)
         self._stale_warned: float | None = None
 
     @property
@@ -59,6 +58,10 @@ class KeySource:
     @property
     def _refresh_lock(self) -> threading.Lock:  # what the resilience tests look at
         return self._refresher.lock
+
+    @property
+    def _fleet_reads(self) -> FleetReads[KeySet]:  # what the rotation tests count
+        return self._fleet.reads
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait for a background refresh to finish (tests and benchmarks); ``False`` on timeout."""
@@ -89,7 +92,7 @@ class KeySource:
                     logger.debug("JWKS cache hit for kid %s (%d signing keys, expires in %.0f s)", kid,
                                  len(keyset.keys), keyset.expires_mono - now)  # fmt: skip
                 return key
-            refreshed = self._demand_refetch(options, (now, wall), lambda ks: kid in ks.keys, deadline)
+            refreshed = self._demand(options, (now, wall), lambda ks: kid in ks.keys, deadline)
             key = refreshed.keys.get(kid) if refreshed is not None else None
             if key is not None:
                 return key
@@ -120,7 +123,7 @@ class KeySource:
             return fresh is not None and fresh is not key and not _same_jwk(fresh, key)
 
         try:
-            refreshed = self._demand_refetch(options, (now, wall), replaced, elapsed() + options.timeout)
+            refreshed = self._demand(options, (now, wall), replaced, elapsed() + options.timeout)
         except Exception:  # noqa: BLE001 - logged by the transport; the signature error stands
             return None
         return refreshed.keys[kid] if refreshed is not None and replaced(refreshed) else None
@@ -147,99 +150,6 @@ class KeySource:
             return False
         return self._refresher.prime(self._clock(), error)
 
-    def _demand_refetch(
-        self, options: Options, now: tuple[float, float], wanted: Callable[[KeySet], bool], deadline: float
-    ) -> KeySet | None:
-        """A set that has what the token needs (``wanted(keyset)``), or ``None``.
-
-        In order: a set refreshed since the request looked; the fleet's newer set (one bounded read);
-        the result of a refresh in flight (waited for until ``deadline``); then, budget permitting, one
-        demand refetch -- or, when another process spent the fleet's budget, the set its fetch publishes.
-        """
-        refresher = self._refresher
-        keyset = refresher.keyset
-        if keyset is not None and wanted(keyset):
-            return keyset  # refreshed meanwhile
-        if options.shared_cache:
-            adopted = self._fleet_reads.read(lambda: self._shared_newer(options, now), deadline)
-            if adopted is not None and wanted(adopted):
-                return adopted
-        if not refresher.acquire(deadline):
-            raise refresh_timed_out(options)
-        try:
-            keyset = refresher.keyset
-            if keyset is not None and wanted(keyset):
-                return keyset  # the refresh this request waited for has it
-            if refresher.memory.blocked(now[0], options.refetch_cooldown):
-                return None
-            if not self._budget.take(now[0], options.refetch_cooldown):
-                return None  # spent by a fetch this process made (or waited for) less than a cooldown ago
-            if options.shared_cache:
-                cache = SharedCache(options.shared_cache)
-                url = self._url()
-                if cache.take_demand_budget(url, options.refetch_cooldown) is False:
-                    self._budget.refused_by_fleet(now[0], options.refetch_cooldown)
-                    return await_fleet(lambda: self._shared_newer(options, now), lambda: cache.locked(url), deadline)
-            return refresher.attempt(options, now, demand=True)
-        finally:
-            refresher.release()
-
-    def _shared_newer(self, options: Options, now: tuple[float, float]) -> KeySet | None:
-        """The shared cache's set, adopted, when another process published one newer than ours."""
-        assert options.shared_cache
-        url = self._url()
-        entry = SharedCache(options.shared_cache).get(url)
-        seen = self._refresher.keyset
-        if entry is None or not adoptable(entry, seen, now[1], options):
-            return None
-        try:
-            keyset = from_entry(entry, url, now)
-        except Exception:  # noqa: BLE001 - an unusable entry: fetch instead
-            return None
-        return self._refresher.adopt(keyset)
-
-    def _url(self) -> str:
-        client = self._client_ref()
-        return str(getattr(client, "uri", ""))
-
-    def _fetch(
-        self, options: Options, now: tuple[float, float], previous: KeySet | None, demand: bool = False
-    ) -> KeySet:
-        client = self._client_ref()
-        if client is None:  # pragma: no cover - the client is alive while it is being used
-            raise RuntimeError("the JWKS client was garbage-collected")
-        url = str(client.uri)
-        if not options.shared_cache:
-            return fetch_keyset(client, options, previous, now, demand=demand)
-        return SharedCache(options.shared_cache).refresh(
-            url,
-            fetch=lambda timeout=None: fetch_keyset(client, _within(options, timeout), previous, now, demand=demand),
-            adopt=lambda entry: from_entry(entry, url, now),
-            seen=previous,
-            wall=now[1],
-            options=options,
-        )
-
-    def _stale_from_shared(self, options: Options, now: tuple[float, float]) -> KeySet | None:
-        """The shared cache's last good set if still within ``JWKS_STALE_IF_ERROR`` of its expiry."""
-        client = self._client_ref()
-        if not options.shared_cache or client is None:
-            return None
-        url = str(client.uri)
-        entry = SharedCache(options.shared_cache).stale(url, now[1], options)
-        if entry is None:
-            return None
-        try:
-            keyset = from_entry(entry, url, now)
-        except Exception:  # noqa: BLE001 - an unusable entry is no fallback
-            return None
-        logger.warning(
-            "JWKS refresh for %s failed; serving the shared cache's last good set (expired %.0f s ago)",
-            safe_url(url),
-            now[1] - entry["expires"],
-        )
-        return keyset
-
     def _warn_stale(self, keyset: KeySet, now: float, options: Options) -> None:
         if self._stale_warned is not None and now - self._stale_warned < options.refetch_cooldown:
             return
@@ -248,7 +158,7 @@ class KeySource:
         logger.warning(
             "serving the last good JWKS for %s, expired %.0f s ago (JWKS_STALE_IF_ERROR=%g s), because refreshing "
             "it failed: %s",
-            safe_url(self._url()),
+            safe_url(self._fleet.url()),
             now - keyset.expires_mono,
             options.stale_if_error,
             describe(root_cause(error)) if error else "unknown",
@@ -263,10 +173,3 @@ def _same_jwk(a: Any, b: Any) -> bool:
             k: db.get(k) for k in ("kty", "n", "e", "x", "y", "crv", "k")
         }
     return False
-
-
-def _within(options: Options, timeout: float | None) -> Options:
-    """``options`` with ``JWKS_TIMEOUT`` cut to what is left of a deadline (after a shared-cache lock wait)."""
-    if timeout is None or timeout >= options.timeout:
-        return options
-    return Options({**options._values, "JWKS_TIMEOUT": max(timeout, 0.001)}, options.problems)
