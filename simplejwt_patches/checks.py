@@ -91,6 +91,10 @@ CHECK_IDS: tuple[CheckId, ...] = (
             "token)"),
     CheckId("E062", "`ISSUERS` is set but not enforced: an `HS*` `ALGORITHM`, or the issuer-selection fixer not "
             "applied"),
+    CheckId("W060", "an `ISSUERS` entry's `JWK_URL` (else its discovery URL) is not https (loopback excepted), "
+            "the rule of `W020`"),
+    CheckId("E108", "an `ISSUERS` realm's discovery document names a `jwks_uri` that is not http(s) or that "
+            "downgrades https to http (the realm fails closed)", deploy=True),
 )  # fmt: skip
 
 

@@ -13,6 +13,12 @@ for many times ``JWKS_TIMEOUT``. :class:`Deadline` bounds them all together:
   ends a blocked connect, TLS handshake or read; the fetch then raises ``TimeoutError``.
 
 The stated bound: a fetch returns or fails within ``JWKS_TIMEOUT`` + :data:`MARGIN`.
+
+A request that makes more than one fetch (a realm of ``ISSUERS`` found by discovery: its discovery
+document, then its key set) runs inside :func:`request_deadline`: one ``JWKS_TIMEOUT`` started
+before the first fetch. Every fetch of that request (:func:`~simplejwt_patches.transport.http_get`)
+and every wait for a fetch in flight gets only what is left of it (:func:`time_left`), so the
+request, not each fetch, returns or fails within ``JWKS_TIMEOUT`` + :data:`MARGIN`.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import ipaddress
 import socket
 import threading
 import time
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["MARGIN", "MAX_PENDING", "Deadline", "resolve"]
+from .refetch import elapsed
+
+__all__ = ["MARGIN", "MAX_PENDING", "Deadline", "request_deadline", "resolve", "time_left"]
 
 #: Seconds a fetch may overrun ``JWKS_TIMEOUT`` (thread hand-offs and the timer firing; measured < 20 ms).
 MARGIN = 0.25
@@ -91,11 +100,51 @@ def resolve(host: str, port: int, seconds: float) -> list[AddrInfo]:
     return list(job.result)
 
 
-class Deadline:
-    """The deadline of one fetch (see the module docstring); a context manager around the request."""
+#: The request deadline of this context: (its end on the real monotonic clock, the thread it belongs to).
+_REQUEST: ContextVar[tuple[float, int] | None] = ContextVar("simplejwt_patches_request_deadline", default=None)
+
+
+class request_deadline:  # used like a function: ``with request_deadline(seconds):``
+    """One deadline for every fetch and wait of the request in this thread (the earliest one wins)."""
+
+    __slots__ = ("_seconds", "_token")
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+        self._seconds = seconds
+        self._token: Any = None
+
+    def __enter__(self) -> None:
+        ends, thread = elapsed() + self._seconds, threading.get_ident()
+        outer = _REQUEST.get()
+        if outer is None or outer[1] != thread or outer[0] > ends:
+            self._token = _REQUEST.set((ends, thread))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _REQUEST.reset(self._token)
+            self._token = None
+
+
+def time_left() -> float | None:
+    """Seconds left of this thread's request deadline (never negative); ``None`` outside one.
+
+    A thread that inherited the context (a background refresh) is not bound by the request that
+    started it: the deadline belongs to the thread that set it.
+    """
+    current = _REQUEST.get()
+    if current is None or current[1] != threading.get_ident():
+        return None
+    return max(0.0, current[0] - elapsed())
+
+
+class Deadline:
+    """The deadline of one fetch (see the module docstring); a context manager around the request.
+
+    ``shown`` is the ``JWKS_TIMEOUT`` messages name when ``seconds`` is what a request deadline left of it.
+    """
+
+    def __init__(self, seconds: float, shown: float | None = None) -> None:
+        self.seconds = shown if shown is not None else seconds
         self.ends = time.monotonic() + seconds
         self.expired = False
         self._handles: list[socket.socket] = []

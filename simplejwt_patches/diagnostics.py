@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -95,13 +96,14 @@ def safe_url(url: str) -> str:
     the result is at most ~300 characters.
     """
     text = str(url)
-    scheme_end = text.find("//")
-    start = scheme_end + 2 if scheme_end != -1 else 0
-    if "@" in text[start:]:
+    if "@" in text:
         # User-info with an unencoded '/', '?' or '#' ends the authority early ('user:pw#@host'), and
         # without '//' there is no authority at all: whatever stands before the URL's last '@' may be
-        # a password, so it is never shown.
-        text = text[:start] + text[start + text[start:].rindex("@") + 1 :]
+        # a password, so it is never shown. Only a leading scheme (mistyped ones too: 'htps://',
+        # 'https//', 'https:/') is kept; a '//' inside the credentials or after the '@' is no scheme.
+        prefix = _SCHEME_LIKE.match(text)
+        start = prefix.end() if prefix else 0
+        text = text[:start] + text[text.rindex("@") + 1 :]
     try:
         parts = urlsplit(text)
         host = parts.hostname or ""
@@ -124,6 +126,7 @@ def safe_url(url: str) -> str:
 
 
 _HOST_SAFE = ":.-_~%!$&'()*+,;="
+_SCHEME_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,8}(?::/+|/+)")
 _PATH_SAFE = "/:@.-_~%!$&'()*+,;=[]"
 _MAX_URL = 300
 

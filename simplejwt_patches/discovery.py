@@ -5,11 +5,17 @@
 package's transport (:func:`~simplejwt_patches.transport.http_get`: ``JWKS_TIMEOUT`` deadline,
 headers, CA bundle or SSL context, proxy, redirect rule, ``JWKS_MAX_BYTES`` cap) and must name
 exactly the configured issuer (OpenID Connect Discovery 1.0, 4.3), otherwise that realm fails
-closed with a ``discovery_issuer`` failure. Cached for its ``Cache-Control`` lifetime within
+closed with a ``discovery_issuer`` failure. Its ``jwks_uri`` must be an http(s) URL without
+credentials, and https when the document came over https (no downgrade), else the realm fails
+closed with a ``jwks_uri`` failure. Cached for its ``Cache-Control`` lifetime within
 ``[JWKS_CACHE_MIN, JWKS_CACHE_MAX]`` (``JWKS_CACHE_LIFESPAN`` without ``max-age``); after
 expiry one caller refreshes while the others keep the known ``jwks_uri``; a failed refresh keeps
 serving it for ``JWKS_STALE_IF_ERROR`` seconds past expiry, and no attempt follows a failure
 within ``JWKS_REFETCH_COOLDOWN``. Only the ``issuer`` and ``jwks_uri`` members are kept.
+
+Within a request (:func:`~simplejwt_patches.deadline.request_deadline`, set by the issuer-selection
+fixer) the document and the key set it leads to share one ``JWKS_TIMEOUT``: waiting for another
+request's fetch of the document and the fetch itself get only what is left of it.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import time
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .conf import Options
+from .deadline import time_left
 from .diagnostics import safe_url
 from .failures import JWKSFailure, failure_from
-from .issuer_settings import url_problem
+from .issuer_settings import shown_issuer, url_problem
 from .schema import _shown
 from .transport import cache_lifetime, http_get, parse_key_set
 
@@ -68,14 +76,21 @@ class Discovery:
         if uri is not None:  # expired: one caller refreshes, the others keep the known URI
             if not self._lock.acquire(blocking=False):
                 return uri
-        else:
-            self._lock.acquire()  # cold: wait for the one fetch in flight (bounded by JWKS_TIMEOUT)
+        elif not self._lock.acquire(timeout=self._time_left(options)):  # cold: wait for the fetch in flight
+            raise JWKSFailure(
+                "timeout",
+                f"the discovery document at {safe_url(self.url)} being fetched by another request did not arrive "
+                f"within JWKS_TIMEOUT={options.timeout:g} s",
+            )
         try:
             uri, now = self._jwks_uri, self._clock()
             if uri is not None and now < self._expires:
                 return uri
             if self._recently_failed(now, options):
                 return self._serve_stale(now)
+            if self._time_left(options) <= 0.001:  # the request's deadline passed while waiting: not the IdP's fault
+                raise JWKSFailure("timeout", f"JWKS_TIMEOUT={options.timeout:g} s passed before {safe_url(self.url)} "
+                                  "was requested")  # fmt: skip
             return self._refresh(options)
         finally:
             self._lock.release()
@@ -86,6 +101,12 @@ class Discovery:
         return DiscoveryState(
             safe_url(self.url), self._jwks_uri, self._clock() < self._expires, failure.detail if failure else None
         )
+
+    @staticmethod
+    def _time_left(options: Options) -> float:
+        """What is left of this request's deadline (:func:`~.deadline.request_deadline`), else ``JWKS_TIMEOUT``."""
+        left = time_left()
+        return options.timeout if left is None else min(left, options.timeout)
 
     def _recently_failed(self, now: float, options: Options) -> bool:
         return self._failed_at is not None and now - self._failed_at < max(options.refetch_cooldown, 1.0)
@@ -107,8 +128,8 @@ class Discovery:
             self._failed_at, self._failure = now, failure
             serving = self._jwks_uri is not None and now < self._stale_until
             logger.warning(
-                "discovery document of issuer %r at %s failed: %s; %s",
-                self.issuer[:200],
+                "discovery document of issuer %s at %s failed: %s; %s",
+                shown_issuer(self.issuer),
                 shown,
                 failure.detail,
                 "serving the last known jwks_uri (stale)" if serving else "tokens from this issuer are rejected",
@@ -119,8 +140,8 @@ class Discovery:
         self._stale_until = self._expires + options.stale_if_error
         self._failed_at = self._failure = None
         logger.debug(
-            "discovery document of issuer %r fetched from %s: jwks_uri=%s, cached %g s",
-            self.issuer[:200],
+            "discovery document of issuer %s fetched from %s: jwks_uri=%s, cached %g s",
+            shown_issuer(self.issuer),
             shown,
             safe_url(jwks_uri),
             lifetime,
@@ -144,11 +165,25 @@ class Discovery:
             raise JWKSFailure(
                 "discovery_issuer",
                 f"the discovery document at {safe_url(self.url)} names issuer {_shown(named)}, not the configured "
-                f"{self.issuer[:200]!r}: tokens from this issuer are rejected",
+                f"{shown_issuer(self.issuer)}: tokens from this issuer are rejected",
                 status=status,
             )
         jwks_uri = document.get("jwks_uri")
         why = url_problem(jwks_uri)
+        if not why and isinstance(jwks_uri, str) and _downgrades(self.url, jwks_uri):
+            why = (
+                f"is plain http ({safe_url(jwks_uri)}) although the document came over https: the keys could be "
+                "replaced in transit"
+            )
         if why or not isinstance(jwks_uri, str):
-            raise JWKSFailure("malformed", f"the discovery document at {safe_url(self.url)}: jwks_uri {why}")
+            raise JWKSFailure(
+                "jwks_uri",
+                f"the discovery document at {safe_url(self.url)}: jwks_uri {why}",
+                status=status,
+            )
         return jwks_uri, cache_lifetime(raw.cache_control, options)[0]
+
+
+def _downgrades(document_url: str, jwks_uri: str) -> bool:
+    """A document fetched over https that sends the key set fetch to plain http (refused: no downgrade)."""
+    return urlsplit(document_url).scheme.lower() == "https" and urlsplit(jwks_uri).scheme.lower() != "https"

@@ -132,6 +132,14 @@ CATEGORIES: dict[str, Category] = {
             "Connect Discovery 1.0, section 4.3): use the iss of the realm's tokens as the key, and reach the "
             "document with that issuer's DISCOVERY_URL (an internal host name is fine).",
         ),
+        Category(
+            "jwks_uri", _INVALID, "E108",
+            "the identity provider's discovery document names an unusable or insecure jwks_uri",
+            "The discovery document's jwks_uri must be an http(s) URL without credentials, and https when the "
+            "document came over https (no downgrade to plain http: the keys could be replaced in transit). Fix the "
+            "identity provider's host name settings (Keycloak: KC_HOSTNAME, --hostname-backchannel-dynamic, "
+            "KC_PROXY_HEADERS behind a TLS proxy), or set that issuer's JWK_URL in SIMPLE_JWT_PATCHES['ISSUERS'].",
+        ),
     )
 }  # fmt: skip
 

@@ -8,9 +8,11 @@ optional: ``JWK_URL`` (default: the ``jwks_uri`` of its OpenID discovery documen
 
 Fail closed: an entry with an unusable key or option is left out (its tokens are 401
 ``bad_issuer``) and reported; an unusable mapping as a whole trusts none of its issuers (only
-``SIMPLE_JWT["ISSUER"]``, when set, stays trusted). Pure: imports nothing of the package but
-:mod:`.schema`, so :mod:`.conf` declares the setting with :func:`validate_issuers` and the runtime
-(:mod:`.realms`) reads :class:`IssuerOptions`.
+``SIMPLE_JWT["ISSUER"]``, when set, stays trusted). URLs are shown only as
+:func:`~simplejwt_patches.diagnostics.safe_url` shows them, and one with ``user:password@`` is
+refused (the ``E031`` rule of ``SIMPLE_JWT["JWK_URL"]``). Pure: imports nothing of the package but
+:mod:`.schema` and :mod:`.diagnostics`, so :mod:`.conf` declares the setting with
+:func:`validate_issuers` and the runtime (:mod:`.realms`) reads :class:`IssuerOptions`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .diagnostics import safe_url
 from .schema import Invalid, Report, _shown
 
 __all__ = [
@@ -28,7 +31,9 @@ __all__ = [
     "MAX_ISSUERS",
     "IssuerOptions",
     "discovery_url_for",
+    "issuer_label",
     "issuer_problem",
+    "shown_issuer",
     "url_problem",
     "validate_issuers",
 ]
@@ -66,8 +71,8 @@ class IssuerOptions:
     def shown(self) -> dict[str, Any]:
         """As ``status()`` and the doctor show it."""
         return {
-            "JWK_URL": self.jwk_url or "(discovery)",
-            "DISCOVERY_URL": self.discovery_url,
+            "JWK_URL": safe_url(self.jwk_url) if self.jwk_url else "(discovery)",
+            "DISCOVERY_URL": safe_url(self.discovery_url),
             "AUDIENCE": "(global)" if self.audience is INHERIT else self.audience,
             "AUTHORIZED_PARTIES": "(global)"
             if self.authorized_parties is INHERIT
@@ -80,10 +85,29 @@ def discovery_url_for(issuer: str) -> str:
     return issuer.rstrip("/") + WELL_KNOWN
 
 
+def _has_userinfo(url: str) -> bool:
+    """``user[:password]@`` before the host: the rule of ``validators.has_userinfo`` (E031)."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
+
+
 def url_problem(url: object) -> str | None:
-    """Why ``url`` cannot be fetched: not a string, not http(s), no host, credentials, unsendable."""
+    """Why ``url`` cannot be fetched: not a string, credentials, not http(s), no host, unsendable.
+
+    Every message shows the URL as :func:`~simplejwt_patches.diagnostics.safe_url` does (never a
+    password), and credentials are refused first, whatever else is wrong with the URL.
+    """
     if not isinstance(url, str) or not url:
-        return f"must be an http(s) URL string, got {_shown(url)}"
+        return f"must be an http(s) URL string, got {'an empty string' if url == '' else type(url).__name__}"
+    if _has_userinfo(url):  # the E031 rule of SIMPLE_JWT['JWK_URL']: never sent as authentication
+        return (
+            f"carries credentials ('user:password@' before the host, {safe_url(url)}): urllib does not send them "
+            "as authentication and they would reach logs and signals; the URL is not fetched. If the endpoint "
+            "needs credentials, send them as a header: SIMPLE_JWT_PATCHES['JWKS_HEADERS'] = {'Authorization': "
+            "'Basic <base64 of user:password>'} (masked in every output; simplejwt_patches.E031's rule)"
+        )
     if len(url) > MAX_LENGTH:
         return f"is longer than {MAX_LENGTH} characters"
     try:
@@ -91,14 +115,9 @@ def url_problem(url: object) -> str | None:
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for an unusable port
     except ValueError:
-        return "is not a valid URL (bad host or port)"
+        return f"is not a valid URL (bad host or port: {safe_url(url)})"
     if parts.scheme not in ("http", "https") or not host:
-        return f"must be an http:// or https:// URL with a host, got {_shown(url)}"
-    if "@" in parts.netloc:  # the E031 rule of SIMPLE_JWT['JWK_URL']: never sent as authentication
-        return (
-            "carries credentials ('user:password@' before the host): urllib does not send them as authentication "
-            "and they would reach logs; send them as a header with JWKS_HEADERS (simplejwt_patches.E031's rule)"
-        )
+        return f"must be an http:// or https:// URL with a host, got {safe_url(url)}"
     bad = _UNSENDABLE.search(url) or next((c for c in url if not c.isascii()), None)
     if bad is not None:
         char = bad.group() if isinstance(bad, re.Match) else bad
@@ -106,16 +125,32 @@ def url_problem(url: object) -> str | None:
     return None
 
 
+def issuer_label(issuer: str) -> str:
+    """An issuer as outputs show it: as written, but never what stands before an ``@`` (a password)."""
+    return safe_url(issuer) if "@" in issuer else issuer
+
+
+def shown_issuer(issuer: str, limit: int = 200) -> str:
+    """``repr`` of :func:`issuer_label`, at most ``limit`` characters of it, for messages."""
+    return repr(issuer_label(issuer)[:limit])
+
+
 def issuer_problem(issuer: object) -> str | None:
-    """Why ``issuer`` cannot be a trusted issuer (an exact ``iss`` string, printable, bounded)."""
+    """Why ``issuer`` cannot be a trusted issuer (an exact ``iss`` string, printable, bounded, no password)."""
     if not isinstance(issuer, str):
         return f"issuer keys must be strings (the exact iss), got {type(issuer).__name__}"
+    if _has_userinfo(issuer):
+        return (
+            f"issuer {shown_issuer(issuer)} carries credentials ('user:password@' before the host): no identity "
+            "provider issues such an iss, and its discovery URL would send them nowhere but to logs"
+        )
     if not issuer.strip():
         return "an issuer key is empty"
     if len(issuer) > MAX_LENGTH:
         return f"an issuer key is longer than {MAX_LENGTH} characters"
     if issuer != issuer.strip() or not issuer.isprintable():
-        return f"issuer {_shown(issuer)} has surrounding space or CR/LF/control characters (no token carries it)"
+        shown = shown_issuer(issuer, 80)
+        return f"issuer {shown} has surrounding space or CR/LF/control characters (no token carries it)"
     return None
 
 
@@ -131,7 +166,7 @@ def _audience(value: Any) -> str | tuple[str, ...]:
 
 def _entry(issuer: str, options: Any, report: Report, parties: Callable[[Any, Report], Any]) -> IssuerOptions | None:
     """The validated options of one issuer, or ``None`` (reported) when they cannot be used."""
-    where = f"ISSUERS[{_shown(issuer)}]"
+    where = f"ISSUERS[{shown_issuer(issuer, 80)}]"
     if options is None:
         options = {}
     if not isinstance(options, Mapping):

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from .conf import Options, get_options
+from .deadline import time_left
 from .demand import DemandRefetch
 from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
@@ -73,7 +74,6 @@ class KeySource:
 
         options = get_options()
         now, wall = self._clock()
-        deadline = elapsed() + options.timeout  # every wait of this request ends by then
         if not isinstance(kid, str):  # a hostile header: a list or an object is no key id
             raise jwt.PyJWKClientError("Unable to find a signing key: the token's kid is not a string") from (
                 JWKSFailure("unknown_kid", f"the token's kid is a {type(kid).__name__}")
@@ -92,14 +92,14 @@ class KeySource:
                     logger.debug("JWKS cache hit for kid %s (%d signing keys, expires in %.0f s)", kid,
                                  len(keyset.keys), keyset.expires_mono - now)  # fmt: skip
                 return key
-            refreshed = self._demand(options, (now, wall), lambda ks: kid in ks.keys, deadline)
+            refreshed = self._demand(options, (now, wall), lambda ks: kid in ks.keys, _deadline(options))
             key = refreshed.keys.get(kid) if refreshed is not None else None
             if key is not None:
                 return key
             raise unknown_kid(kid, None if refresher.memory.ok else refresher.memory.error)
         if refresher.memory.blocked(now, options.refetch_cooldown):
             raise tried_recently(refresher.memory, now, options)
-        key = refresher.refresh(options, (now, wall), deadline).keys.get(kid)
+        key = refresher.refresh(options, (now, wall), _deadline(options)).keys.get(kid)
         if key is None:
             raise unknown_kid(kid)
         return key
@@ -123,7 +123,7 @@ class KeySource:
             return fresh is not None and fresh is not key and not _same_jwk(fresh, key)
 
         try:
-            refreshed = self._demand(options, (now, wall), replaced, elapsed() + options.timeout)
+            refreshed = self._demand(options, (now, wall), replaced, _deadline(options))
         except Exception:  # noqa: BLE001 - logged by the transport; the signature error stands
             return None
         return refreshed.keys[kid] if refreshed is not None and replaced(refreshed) else None
@@ -173,3 +173,10 @@ def _same_jwk(a: Any, b: Any) -> bool:
             k: db.get(k) for k in ("kty", "n", "e", "x", "y", "crv", "k")
         }
     return False
+
+
+def _deadline(options: Options) -> float:
+    """When every wait of this request ends: ``JWKS_TIMEOUT`` from now, or sooner when the request
+    already spent part of it (a realm's discovery document fetched first: one deadline per request)."""
+    left = time_left()
+    return elapsed() + (options.timeout if left is None else min(options.timeout, left))

@@ -4,10 +4,13 @@
   ``ISSUERS``): without it, every token is an HTTP 500 ("Could not parse the provided public key").
 * ``W061``: ``ISSUERS`` is set and ``JWK_URL`` too, but ``SIMPLE_JWT["ISSUER"]`` is not, so that key
   set never verifies a token (a trusted entry needs its issuer).
+* ``W060``: an ``ISSUERS`` URL that is fetched (its ``JWK_URL``, else its discovery URL) is plain
+  http to a host that is not loopback: the rule (``W020``) of ``SIMPLE_JWT["JWK_URL"]``.
 * ``E062``: ``ISSUERS`` is set but cannot be enforced: an ``HS*`` ``ALGORITHM`` (the realms' keys
   are never used) or the ``backend.decode.issuer-selection`` fixer is not applied.
 * ``check --deploy``: every realm's discovery document and key set fetched as authentication would;
-  a failing realm is named with its URL, under the failure's own id (``E101``-``E105``, ``E107``).
+  a failing realm is named with its URL, under the failure's own id (``E101``-``E105``, ``E107``,
+  ``E108``: a discovered ``jwks_uri`` that is not http(s) or downgrades https to http).
 
 The ids are declared in :data:`simplejwt_patches.checks.CHECK_IDS` (and, for the deploy ids, the
 failure categories); :mod:`simplejwt_patches.checks` imports this module so they are registered.
@@ -20,9 +23,10 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from .conf import SETTING, get_options
+from .conf import SETTING, get_options, jwk_url_problems
 from .discovery import Discovery
 from .failures import CATEGORIES, JWKSFailure
+from .issuer_settings import shown_issuer
 
 __all__ = ["check_issuers", "check_key_source", "check_realms_live"]
 
@@ -74,13 +78,36 @@ def _selection_state() -> str | None:
     return f"fixer {FIXER} is not in the applied patch set"
 
 
+def _plain_http(issuers: dict[str, Any]) -> list[checks.CheckMessage]:
+    """W060: each realm whose fetched URL is http to a host other than loopback (``W020``'s rule)."""
+    from .diagnostics import safe_url
+
+    messages: list[checks.CheckMessage] = []
+    for issuer, entry in issuers.items():
+        key, url = ("JWK_URL", entry.jwk_url) if entry.jwk_url else ("DISCOVERY_URL", entry.discovery_url)
+        if any(p.id == "W020" for p in jwk_url_problems(url)):
+            messages.append(
+                checks.Warning(
+                    f"{SETTING}['ISSUERS'][{shown_issuer(issuer)}]: its {key} is plain http ({safe_url(url)}) to a "
+                    "host that is not loopback: "
+                    + ("signing keys" if entry.jwk_url else "the discovery document naming its keys")
+                    + " fetched without TLS can be replaced in transit.",
+                    hint=f"Use the identity provider's https:// URL for that issuer's {key}.",
+                    obj=SETTING,
+                    id="simplejwt_patches.W060",
+                )
+            )
+    return messages
+
+
 @checks.register(TAG, checks.Tags.security)
 def check_issuers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W061/E062: ``ISSUERS`` next to a ``JWK_URL`` without ``ISSUER``; ``ISSUERS`` not enforceable."""
-    if get_options().issuers is None:
+    """W060/W061/E062: plain http realms; ``ISSUERS`` next to a ``JWK_URL`` without ``ISSUER``; not enforceable."""
+    issuers = get_options().issuers
+    if issuers is None:
         return []
     simple_jwt = _simple_jwt()
-    messages: list[checks.CheckMessage] = []
+    messages: list[checks.CheckMessage] = _plain_http(issuers)
     if simple_jwt.get("JWK_URL") and not simple_jwt.get("ISSUER"):
         messages.append(
             checks.Warning(
@@ -114,7 +141,7 @@ def _failed(issuer: str, what: str, url: str, failure_kind: str | None, detail: 
     check_id = category.check_id if category and category.check_id else "E105"
     text = category.text if category else "has no signing key for SIMPLE_JWT['ALGORITHM']"
     return checks.Error(
-        f"{SETTING}['ISSUERS'][{issuer[:200]!r}]: {what} {url}: {text}: {detail}",
+        f"{SETTING}['ISSUERS'][{shown_issuer(issuer)}]: {what} {url}: {text}: {detail}",
         hint=category.next_step if category else "Set SIMPLE_JWT['ALGORITHM'] to the IdP's signing algorithm.",
         obj=SETTING,
         id=f"simplejwt_patches.{check_id}",

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conf import Options
+from .diagnostics import safe_url
 from .discovery import Discovery, DiscoveryState
 from .failures import UntrustedIssuer
-from .issuer_settings import INHERIT, IssuerOptions
+from .issuer_settings import INHERIT, IssuerOptions, issuer_label, shown_issuer
 from .issuer_tags import tag_client
 
 __all__ = [
@@ -198,11 +199,15 @@ def issuer_finding(iss: Any, options: Options, simple_jwt_issuer: Any) -> tuple[
     shown = repr(iss[:200]) if isinstance(iss, str) else f"a {type(iss).__name__}" if iss is not None else "missing"
     entry = options.issuers.get(iss) if isinstance(iss, str) else None
     if entry is not None:
-        keys = f"keys from JWK_URL {entry.jwk_url}" if entry.jwk_url else f"keys by discovery at {entry.discovery_url}"
+        keys = (
+            f"keys from JWK_URL {safe_url(entry.jwk_url)}"
+            if entry.jwk_url
+            else f"keys by discovery at {safe_url(entry.discovery_url)}"
+        )
         return True, f"iss {shown} matches the trusted issuer ISSUERS[{shown}] ({keys})", None
     if isinstance(iss, str) and iss == simple_jwt_issuer:
         return True, f"iss {shown} matches SIMPLE_JWT['ISSUER'] (one more trusted issuer beside ISSUERS)", None
-    listed = ", ".join(repr(i[:80]) for i in list(options.issuers)[:5]) or "nothing"
+    listed = ", ".join(shown_issuer(i, 80) for i in list(options.issuers)[:5]) or "nothing"
     return (
         False,
         f"token iss {shown} is not in SIMPLE_JWT_PATCHES['ISSUERS'] (it lists {listed}) nor SIMPLE_JWT['ISSUER']: "
@@ -216,7 +221,6 @@ def issuer_finding(iss: Any, options: Options, simple_jwt_issuer: Any) -> tuple[
 def realm_states(base: Any, options: Options) -> dict[str, dict[str, Any]]:
     """Per issuer: its key set URL, its discovery document's state and its key source's, for ``status()``."""
     from .clients import state_of
-    from .diagnostics import safe_url
 
     if options.issuers is None or base is None:
         return {}
@@ -229,7 +233,7 @@ def realm_states(base: Any, options: Options) -> dict[str, dict[str, Any]]:
         keyset = source.keyset if source is not None else None
         doc: DiscoveryState | None = realm.discovery.state() if realm.discovery else None
         url = realm.jwk_url or (str(client.uri) if realm.entry is None and client is not None else None)
-        shown[issuer] = {
+        shown[issuer_label(issuer)] = {
             "jwk_url": safe_url(url) if url else None,
             "discovery": doc.__dict__ if doc is not None else None,
             "kids": sorted(str(k) for k in keyset.keys) if keyset is not None else [],

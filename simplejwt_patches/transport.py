@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .conf import Options, get_options, jwk_url_problems, proxy_problem
-from .deadline import Deadline
+from .deadline import Deadline, time_left
 from .diagnostics import describe, safe_url
 from .failures import JWKSFailure, JWKSResponseTooLarge, failure_from
 from .issuer_tags import issuer_of
@@ -204,7 +204,9 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
     """GET ``url`` exactly as SimpleJWT's managed clients do (headers, timeout, TLS, proxy, redirects).
 
     With ``etag``/``last_modified`` the request is conditional and a ``304 Not Modified`` is
-    returned as a response with an empty body. Raises ``urllib.error.HTTPError`` for other
+    returned as a response with an empty body. Within a
+    :func:`~simplejwt_patches.deadline.request_deadline` the fetch gets only what is left of it (a
+    realm's key set after its discovery document). Raises ``urllib.error.HTTPError`` for other
     non-2xx (closed, ``.code`` kept), ``URLError`` / ``OSError`` / ``http.client.HTTPException``
     for transport failures, and :class:`JWKSResponseTooLarge` past ``JWKS_MAX_BYTES``.
     """
@@ -218,9 +220,18 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
         headers["If-Modified-Since"] = last_modified
     request = urllib.request.Request(url, headers=headers)
     started = time.perf_counter()
-    deadline = Deadline(options.timeout)
+    seconds = options.timeout
+    left = time_left()  # a request that fetched before (a realm's discovery document) has only what is left
+    if left is not None and left < seconds:
+        if left <= 0.001:
+            raise TimeoutError(
+                f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed before {safe_url(url)} was requested "
+                "(the request's earlier fetches took it all)"
+            )
+        seconds = left
+    deadline = Deadline(seconds, options.timeout)
     try:
-        with deadline, _opener(options, deadline).open(request, timeout=options.timeout) as response:
+        with deadline, _opener(options, deadline).open(request, timeout=seconds) as response:
             status = response.status
             response_headers = response.headers
             body = response.read(options.max_bytes + 1)

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .diagnostics import safe_url
-from .issuer_settings import IssuerOptions, validate_issuers
+from .issuer_settings import IssuerOptions, issuer_label, validate_issuers
 from .schema import SETTING, Invalid, Problem, Report, _shown, string_list
 from .version import __version__
 from .versions import pyjwt_caps
@@ -356,4 +356,4 @@ def issuers(value: Any, report: Report) -> dict[str, IssuerOptions] | None:
 
 
 def render_issuers(value: dict[str, IssuerOptions] | None, options: Any) -> dict[str, Any] | None:
-    return None if value is None else {issuer: entry.shown() for issuer, entry in value.items()}
+    return None if value is None else {issuer_label(issuer): entry.shown() for issuer, entry in value.items()}

@@ -206,6 +206,8 @@ class FakeKeycloak:
         #: as with hostname-backchannel-dynamic) always use the URL it is reached by.
         self.frontend: str | None = None
         self.discovery_issuer: str | None = None  # the discovery document's "issuer" when it should lie
+        self.discovery_jwks_uri: str | None = None  # the discovery document's "jwks_uri" when it should differ
+        self.discovery_delay: float = 0.0  # seconds the discovery document waits (bounded by stop())
         self._lock = threading.RLock()
         self._mode = Mode.OK
         self._requests: list[RecordedRequest] = []
@@ -325,6 +327,8 @@ class FakeKeycloak:
         self.jwks_body = None
         self.drip_seconds = 0.25
         self.discovery_issuer = None
+        self.discovery_jwks_uri = None
+        self.discovery_delay = 0.0
 
     # -- keys ------------------------------------------------------------
     def _add_signing_key(self, key: rsa.RSAPrivateKey) -> str:
@@ -446,7 +450,7 @@ class FakeKeycloak:
             "userinfo_endpoint": f"{oidc}/userinfo",
             "end_session_endpoint": f"{oidc}/logout",
             "revocation_endpoint": f"{oidc}/revoke",
-            "jwks_uri": self.jwks_url,
+            "jwks_uri": self.discovery_jwks_uri or self.jwks_url,
             "grant_types_supported": ["authorization_code", "refresh_token", "password", "client_credentials"],
             "response_types_supported": ["code", "none", "id_token", "token", "code id_token"],
             "subject_types_supported": ["public", "pairwise"],
@@ -573,4 +577,6 @@ class FakeKeycloak:
             }
             h.reply(200, json.dumps(info).encode(), _JSON, head)
         else:
+            if self.discovery_delay > 0:
+                self._stop_event.wait(self.discovery_delay)
             h.reply(200, json.dumps(self.discovery()).encode(), _JSON, head)

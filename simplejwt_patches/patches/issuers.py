@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..conf import get_options
+from ..deadline import request_deadline
 from ..failures import JWKSFailure, UntrustedIssuer
 from ..realms import backend_for, realm_of
 from ..registry import SECURITY, fixer
@@ -33,7 +34,10 @@ def select_issuer(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, .
     any key is looked up: no request to anyone. Otherwise the token is decoded by that realm's
     backend (:mod:`simplejwt_patches.realms`), through every fixer again: its own key source, its
     ``iss`` required, its audience and authorized parties. A realm whose discovery document cannot
-    be had (or names another issuer) fails closed with the failure in the cause chain. Installed
+    be had (or names another issuer) fails closed with the failure in the cause chain. The
+    discovery document and the key set it names share one ``JWKS_TIMEOUT`` per request
+    (:func:`~simplejwt_patches.deadline.request_deadline`): a cold request waits at most
+    ``JWKS_TIMEOUT`` + ``deadline.MARGIN``, not a timeout per fetch. Installed
     last on ``TokenBackend.decode`` (outermost), so no other fixer sees SimpleJWT's backend for a
     token a realm decodes. ``verify=False`` (the caller asked for unverified claims) and an unset
     ``ISSUERS`` (one attribute read) are left alone.
@@ -44,10 +48,11 @@ def select_issuer(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, .
     if (args[1] if len(args) > 1 else kwargs.get("verify", True)) is False:
         return wrapped(*args, **kwargs)
     token = args[0] if args else kwargs.get("token")
-    try:
-        backend = backend_for(instance, token, options)
-    except (UntrustedIssuer, JWKSFailure) as exc:
-        from rest_framework_simplejwt.exceptions import TokenBackendError
+    with request_deadline(options.timeout):  # discovery and the key set share one JWKS_TIMEOUT
+        try:
+            backend = backend_for(instance, token, options)
+        except (UntrustedIssuer, JWKSFailure) as exc:
+            from rest_framework_simplejwt.exceptions import TokenBackendError
 
-        raise TokenBackendError(invalid_message()) from exc
-    return backend.decode(*args, **kwargs)
+            raise TokenBackendError(invalid_message()) from exc
+        return backend.decode(*args, **kwargs)
