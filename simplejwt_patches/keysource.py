@@ -44,7 +44,7 @@ from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
 from .keys import log_dropped, usable_signing_keys
 from .refetch import DemandBudget, FailureMemory, FleetReads, await_fleet, elapsed
-from .shared_cache import SharedCache, adoptable
+from .shared_cache import SharedCache, adoptable, own_fetch_failed
 from .transport import cache_lifetime, errors, fetch
 
 __all__ = ["KeySet", "KeySource", "build_keyset"]
@@ -392,7 +392,8 @@ class KeySource:
         except Exception as exc:
             self._memory.record(started, exc)
             self._generation += 1
-            stale = self._stale_from_shared(options, now) if self._keyset is None else None
+            # the fleet's last good set only when this process's own fetch failed (not after a lock wait)
+            stale = self._stale_from_shared(options, now) if self._keyset is None and own_fetch_failed(exc) else None
             if stale is None:
                 raise
             self._keyset = stale  # a process (re)started during an outage: the fleet's last good set
