@@ -47,6 +47,7 @@ def _in_process(bench: Any, redis_url: str, runs: int) -> dict[str, float]:
     from django.test import override_settings
 
     from simplejwt_patches.shared_cache import SharedCache
+    from simplejwt_patches.shared_marks import seal_mark
     from tests.idp import Mode
 
     idp = bench.idp
@@ -67,7 +68,8 @@ def _in_process(bench: Any, redis_url: str, runs: int) -> dict[str, float]:
         for _ in range(runs):
             raw.flushall()
             # A holder killed just now: its lock lapses after this request's own deadline.
-            raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), b"1", px=int((TIMEOUT + 0.2) * 1000))
+            lock = seal_mark("lock", idp.jwks_url)  # sealed: a live holder's (an unsealed one is broken at once)
+            raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), lock, px=int((TIMEOUT + 0.2) * 1000))
             worst = max(worst, _cold(bench, {"JWKS_SHARED_CACHE": "jwks"}))
         out["shared-cache lock of a killed worker"] = worst
         raw.flushall()

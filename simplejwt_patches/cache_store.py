@@ -6,7 +6,8 @@ through a backend's raw client, where bytes stay bytes:
 
 * Django's ``RedisCache`` (4.0+): ``cache._cache.get_client(key, write=...)``, keys from
   ``cache.make_and_validate_key``; django-redis (duck-typed): ``cache.client.get_client(write=...)``.
-  Both give a ``redis.Redis``; GETRANGE, SET NX PX, EXISTS, PTTL and DEL never deserialise.
+  Both give a ``redis.Redis``; GETRANGE, SET NX PX, EXISTS, PTTL and DEL never deserialise, nor does
+  the compare-and-delete script (:data:`_DELETE_IF`) that releases or breaks a lock.
 * ``LocMemCache`` and ``DummyCache``: in-process only. LocMem pickles, but only this process can
   write it, so nothing outside can plant a value.
 * Everything else is refused (system check ``simplejwt_patches.E050``; at run time the package works
@@ -66,10 +67,21 @@ class RawStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_if(self, key: str, value: bytes) -> bool:
+        """Delete ``key`` only while it holds ``value`` (as :meth:`get` read it) or is not a string."""
+
     def exists(self, key: str) -> bool: ...
 
     def ttl(self, key: str) -> float | None:
         """Seconds the key has left; ``math.inf`` without expiry, ``None`` when gone or unknown."""
+
+
+#: Compare-and-delete in one step, so releasing or breaking a lock never deletes one taken meanwhile.
+_DELETE_IF = """
+local v = redis.pcall('getrange', KEYS[1], 0, tonumber(ARGV[2]))
+if (type(v) == 'table' and v['err']) or v == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 class _Redis:
@@ -105,6 +117,20 @@ class _Redis:
         name = self._key(key)
         self._client(name, True).delete(name)
 
+    def delete_if(self, key: str, value: bytes) -> bool:
+        name = self._key(key)
+        client = self._client(name, True)
+        try:
+            return bool(client.eval(_DELETE_IF, 1, name, value, MAX_VALUE))
+        except Exception as exc:
+            if not any(c.__name__ == "ResponseError" for c in type(exc).__mro__):
+                raise
+        # scripting refused (ACL, a managed Redis): compare, then delete (a lock taken in between is lost)
+        if self.get(key) != value:
+            return False
+        client.delete(name)
+        return True
+
     def exists(self, key: str) -> bool:
         name = self._key(key)
         return bool(self._client(name, False).exists(name))
@@ -135,6 +161,12 @@ class _InProcess:
 
     def delete(self, key: str) -> None:
         self._cache.delete(key)
+
+    def delete_if(self, key: str, value: bytes) -> bool:
+        if self.get(key) != value:
+            return False
+        self._cache.delete(key)
+        return True
 
     def exists(self, key: str) -> bool:
         return bool(self._cache.has_key(key))

@@ -20,7 +20,7 @@ from .keyfetch import fetch_keyset
 from .keyset import KeySet, from_entry
 from .refetch import FleetReads, await_fleet
 from .refresher import Now, Refresher
-from .shared_cache import SharedCache, adoptable
+from .shared_cache import SharedCache, adoptable, own_fetch_failed
 
 __all__ = ["Fleet"]
 
@@ -81,10 +81,12 @@ class Fleet:
         cache, url = SharedCache(options.shared_cache), self.url()
         return await_fleet(lambda: self._adopt_newer(options, now, into), lambda: cache.locked(url), deadline)
 
-    def stale(self, options: Options, now: Now) -> KeySet | None:
-        """The fleet's last good set if still within ``JWKS_STALE_IF_ERROR`` of its expiry."""
+    def stale(self, options: Options, now: Now, error: BaseException) -> KeySet | None:
+        """The fleet's last good set if still within ``JWKS_STALE_IF_ERROR`` of its expiry -- only when this
+        process's own fetch failed (``error``), never after a wait for another process's lock: a lock a
+        cache writer replays must not turn a replayed old entry into the last good set."""
         client = self._client_ref()
-        if not options.shared_cache or client is None:
+        if not options.shared_cache or client is None or not own_fetch_failed(error):
             return None
         url = str(client.uri)
         entry = SharedCache(options.shared_cache).stale(url, now[1], options)

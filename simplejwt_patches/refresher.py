@@ -24,8 +24,9 @@ __all__ = ["Fallback", "Fetch", "Refresher"]
 Now = tuple[float, float]  # (monotonic, wall)
 #: ``fetch(options, now, previous, demand)``: a fresh set (``previous`` is the one held).
 Fetch = Callable[[Options, Now, "KeySet | None", bool], KeySet]
-#: ``fallback(options, now)``: a last good set for a process that has none and cannot fetch.
-Fallback = Callable[[Options, Now], "KeySet | None"]
+#: ``fallback(options, now, error)``: a last good set for a process that has none and whose fetch
+#: failed with ``error`` (the fallback decides which failures allow it).
+Fallback = Callable[[Options, Now, BaseException], "KeySet | None"]
 
 
 class Refresher:
@@ -72,7 +73,7 @@ class Refresher:
         except Exception as exc:
             self.memory.record(now[0], exc)
             self._publish(self.keyset)
-            stale = self._fallback(options, now) if self.keyset is None else None
+            stale = self._fallback(options, now, exc) if self.keyset is None else None
             if stale is None:
                 raise
             self.current = (self.current[0], stale)  # a process (re)started in an outage: the fleet's last set

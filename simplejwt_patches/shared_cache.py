@@ -6,8 +6,10 @@ cache and the seal unpickles), sealed with an HMAC keyed from ``SECRET_KEY`` (or
 use, so whoever can write to the cache can neither run code nor plant a signing key. A process never
 adopts an entry older than the set it holds, nor one fetched longer ago than
 ``min(lifetime, JWKS_CACHE_LIFESPAN)`` (``lifetime + JWKS_STALE_IF_ERROR`` for the last good set
-during an outage). ``SET NX PX`` is the cross-process lock (it lapses after ``JWKS_TIMEOUT``) and
-the fleet's demand-refetch budget. A broken or refused cache means "work alone" (logged once).
+during an outage: only after this process's own fetch failed, never after a wait on another's
+lock). ``SET NX PX`` is the cross-process lock (it lapses after ``JWKS_TIMEOUT``) and the fleet's
+demand-refetch budget; their values are sealed too (:mod:`.shared_marks`), and one no live holder
+could have set is broken. A broken or refused cache means "work alone" (logged once).
 """
 
 from __future__ import annotations
@@ -22,12 +24,21 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from .cache_store import RawStore, raw_store, refusal
-from .conf import Options
-from .diagnostics import describe, safe_url
-from .failures import JWKSFailure
+from .conf import Options, get_options
+from .diagnostics import causes, describe, safe_url
+from .failures import JWKSFailure, find_failure
+from .shared_marks import open_mark, seal_mark, secret_keys
 from .transport import errors
 
-__all__ = ["JWKSSharedRefreshFailed", "SharedCache", "adoptable", "open_entry", "seal_entry"]
+__all__ = [
+    "JWKSSharedRefreshFailed",
+    "JWKSSharedWaitFailed",
+    "SharedCache",
+    "adoptable",
+    "open_entry",
+    "own_fetch_failed",
+    "seal_entry",
+]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
@@ -60,12 +71,17 @@ class Publishable(Protocol):
     def with_generation(self: K, generation: int) -> K: ...
 
 
-class JWKSSharedRefreshFailed(RuntimeError):
+class JWKSSharedWaitFailed(RuntimeError):
+    """This process fetched nothing that shows the IdP is down: it waited on another process's refresh
+    lock, which was held past the request's deadline, or took it over too late for a fetch to finish."""
+
+
+class JWKSSharedRefreshFailed(JWKSSharedWaitFailed):
     """Another process held the shared refresh lock and published no key set (its fetch failed)."""
 
 
 class _Store:
-    """The key set in a Django cache's raw client, with ``SET NX PX`` as a cross-process lock."""
+    """The key set in a Django cache's raw client."""
 
     _state_lock = threading.Lock()
     _down: ClassVar[dict[str, bool]] = {}
@@ -146,20 +162,6 @@ class _Store:
             return
         self._op("set", self.key(url), sealed, min(ttl, 10.0**7))
 
-    def _lapses(self, url: str, options: Options) -> float | None:
-        """When (monotonic) the refresh lock lapses, ``None`` when unknown (an in-process cache) or gone.
-
-        A lock no holder could have set (no expiry, or longer than ``JWKS_TIMEOUT`` allows: planted, or
-        left by an older release) is broken now."""
-        asked = time.monotonic()  # before the round trip: the estimate never lies after the real lapse
-        ok, left = self._op("ttl", self.key(url) + ":lock")
-        if not ok or left is None:
-            return None
-        if left > options.timeout + LOCK_MARGIN:
-            self.unlock(url)
-            return time.monotonic()
-        return asked + float(left)
-
     def stale(self, url: str, wall: float, options: Options) -> dict[str, Any] | None:
         """The fleet's last good set for a process that has none and whose fetch failed: the published
         entry while fetched at most ``min(lifetime, JWKS_CACHE_LIFESPAN) + JWKS_STALE_IF_ERROR`` ago."""
@@ -169,27 +171,115 @@ class _Store:
         bound = min(entry["lifetime"], options.cache_lifespan) + options.stale_if_error
         return entry if wall - entry["fetched"] < bound else None
 
+
+class _Coordination(_Store):
+    """The refresh lock and the demand budget: sealed values (:mod:`.shared_marks`), judged before obeyed.
+
+    A value this fleet did not seal (planted, or left by an older release), one taken longer ago than
+    the key may live, or one whose expiry is missing or longer than that is broken (compare-and-delete:
+    never a key taken meanwhile) and logged once; a lock is only ever released by its own holder."""
+
+    _waited: ClassVar[dict[str, float]] = {}
+
+    def _misfit(self, kind: str, url: str, value: bytes, bound: float) -> tuple[str | None, float]:
+        """Why the ``kind`` key holding ``value`` is no live holder's (``None`` when it is one's), and
+        the seconds it has left by its sealed taken-at and its expiry."""
+        wall = time.time()
+        taken = open_mark(kind, value, url)
+        if taken is None:
+            return "not sealed with SECRET_KEY: planted, or written by an older release", 0.0
+        if abs(wall - taken) > bound:
+            return f"taken {wall - taken:.1f} s ago, a holder's lives {bound:g} s", 0.0
+        ok, left = self._op("ttl", self.key(url) + ":" + kind)
+        if ok and left is not None and left > bound:
+            return ("it has no expiry" if math.isinf(left) else f"it expires in {left:.1f} s, over {bound:g} s"), 0.0
+        return None, min(taken + bound - wall, left if ok and left is not None else math.inf)
+
+    def _break(self, url: str, kind: str, value: bytes, why: str) -> None:
+        self._op("delete_if", self.key(url) + ":" + kind, value)
+        with self._state_lock:
+            if f"{kind} {url}" in self._rejected:
+                return
+            self._rejected.add(f"{kind} {url}")
+        name = "refresh lock" if kind == "lock" else "demand-refetch budget"
+        logger.warning("shared JWKS cache %r: broke the %s for %s (%s)", self.alias, name, safe_url(url), why)
+
+    def _value(self, url: str, kind: str) -> tuple[bool, bytes | None]:
+        """The raw value at ``kind``'s key; ``b""`` for an empty one (a bounded read sees it as missing)."""
+        key = self.key(url) + ":" + kind
+        ok, value = self._op("get", key)
+        if ok and value is None:
+            ok, there = self._op("exists", key)
+            value = b"" if ok and there else None
+        return ok, value
+
+    def _lapses(self, url: str, options: Options) -> float | None:
+        """When (monotonic) the refresh lock lapses; ``None`` when there is none (or the cache is down).
+        A lock no live holder could have set is broken, and lapses now."""
+        asked = time.monotonic()  # before the round trips: the estimate never lies after the real lapse
+        ok, value = self._value(url, "lock")
+        if not ok or value is None:
+            return None
+        why, left = self._misfit("lock", url, value, options.timeout + LOCK_MARGIN)
+        if why is not None:
+            self._break(url, "lock", value, why)
+        return asked + max(0.0, left)
+
     def take_demand_budget(self, url: str, cooldown: float) -> bool | None:
         """The fleet's demand-refetch budget: ``True`` when this process may refetch now, ``False`` when
-        another one did within ``cooldown``, ``None`` when the cache is down (the local budget applies)."""
-        ok, added = self._op("add", self.key(url) + ":demand", b"1", max(1.0, cooldown))
-        return bool(added) if ok else None
+        another one did within ``cooldown``, ``None`` when the cache is down (the local budget applies).
+        A budget key no process of this fleet could have set is broken, then taken."""
+        key, ttl = self.key(url) + ":demand", max(1.0, cooldown)
+        for attempt in range(2):
+            ok, added = self._op("add", key, seal_mark("demand", url), ttl)
+            if not ok:
+                return None
+            if added or attempt:
+                return bool(added)
+            ok, value = self._value(url, "demand")
+            if not ok:
+                return None
+            if value is not None:  # None: gone meanwhile (expired), add once more
+                why = self._misfit("demand", url, value, ttl)[0]
+                if why is None:
+                    return False  # a live budget: another process refetched within the cooldown
+                self._break(url, "demand", value, why)
+        return False  # pragma: no cover - the loop returns
 
-    def lock(self, url: str, ttl: float) -> bool | None:
-        """``True`` when acquired, ``False`` when another process holds it, ``None`` when the cache is down."""
-        ok, added = self._op("add", self.key(url) + ":lock", b"1", ttl)
-        return bool(added) if ok else None
+    def lock(self, url: str, ttl: float) -> tuple[bool | None, bytes]:
+        """``(acquired, our lock's value)``; acquired is ``False`` when another process holds the lock,
+        ``None`` when the cache is down."""
+        value = seal_mark("lock", url)
+        ok, added = self._op("add", self.key(url) + ":lock", value, ttl)
+        return (bool(added) if ok else None), value
 
-    def unlock(self, url: str) -> None:
-        self._op("delete", self.key(url) + ":lock")
+    def unlock(self, url: str, value: bytes) -> None:
+        """Release our lock: deleted only while it holds ``value``, never a lock another process took since."""
+        self._op("delete_if", self.key(url) + ":lock", value)
 
-    def locked(self, url: str) -> bool:
-        """Whether the refresh lock is held (an existence check: its value is never read)."""
-        ok, held = self._op("exists", self.key(url) + ":lock")
-        return bool(ok and held)
+    def locked(self, url: str, options: Options | None = None) -> bool:
+        """Whether a live holder's refresh lock is held (one no holder could have set is broken: not held)."""
+        lapses = self._lapses(url, options or get_options())
+        return lapses is not None and lapses > time.monotonic()
+
+    def _warn_wait(self, url: str, options: Options) -> None:
+        """One WARNING per cooldown and URL: a request gave up waiting on a live holder's lock."""
+        now, key = time.monotonic(), self.alias + " " + url
+        with self._state_lock:
+            last = self._waited.get(key)
+            if last is not None and 0 <= now - last < options.refetch_cooldown:
+                return
+            self._waited[key] = now
+        logger.warning(
+            "shared JWKS cache %r: another process's refresh of %s held the lock for this request's whole "
+            "JWKS_TIMEOUT=%g s; no key set for it (a lock wait never serves the shared cache's last good set)",
+            self.alias,
+            safe_url(url),
+            options.timeout,
+        )
 
 
-class SharedCache(_Store):
+class SharedCache(_Coordination):
     """The fleet's refresh: one fetch per lifespan for all processes sharing the cache."""
 
     def refresh(
@@ -206,32 +296,64 @@ class SharedCache(_Store):
         or wait for the lock holder's set; lock wait and fetch share one ``JWKS_TIMEOUT`` deadline.
 
         ``fetch(timeout=None)`` fetches (within ``timeout`` seconds when given); a broken cache means
-        fetch alone. A lock that lapses (its holder died mid-fetch) or that no holder could have set
-        (no expiry, or longer than ``JWKS_TIMEOUT``) is broken.
+        fetch alone. A lock that lapses (its holder died mid-fetch) or that no live holder could have
+        set (not sealed, taken too long ago, no expiry or a longer one) is broken. A wait that ends
+        without a set raises with :class:`JWKSSharedWaitFailed` in the chain (see :func:`own_fetch_failed`).
         """
         deadline = time.monotonic() + options.timeout
         entry = self.get(url)
         if entry is not None and adoptable(entry, seen, wall, options):
             return adopt(entry)
         generation = max(entry["generation"] if entry else 0, seen.generation if seen else 0) + 1
-        locked = self.lock(url, options.timeout + LOCK_MARGIN)
+        locked, held = self.lock(url, options.timeout + LOCK_MARGIN)
         if locked is None:  # cache down: work alone
             return fetch().with_generation(generation)
         if locked:
-            return self._fetch_and_publish(url, fetch, generation, wall, options)
+            return self._fetch_and_publish(url, fetch, generation, wall, options, held)
         return self._wait(url, fetch, adopt, seen, generation, wall, options, deadline)
 
     def _fetch_and_publish(
-        self, url: str, fetch: Callable[..., K], generation: int, wall: float, options: Options, **timeout: float
+        self,
+        url: str,
+        fetch: Callable[..., K],
+        generation: int,
+        wall: float,
+        options: Options,
+        held: bytes,
+        **timeout: float,
     ) -> K:
-        """Fetch (caller holds the lock) and publish, then unlock."""
+        """Fetch (caller holds the lock whose value is ``held``) and publish, then unlock."""
         try:
             keyset = fetch(**timeout).with_generation(generation)
             if keyset.storable:
                 self.put(url, keyset, (keyset.expires_wall - wall) + options.stale_if_error)
             return keyset
         finally:
-            self.unlock(url)
+            self.unlock(url, held)
+
+    def _take_over(
+        self,
+        url: str,
+        fetch: Callable[..., K],
+        generation: int,
+        wall: float,
+        options: Options,
+        held: bytes,
+        left: float,
+    ) -> K:
+        """Fetch in the ``left`` seconds a lock wait left. A timeout after a wait of more than
+        ``LOCK_MARGIN`` proves no outage (the wait cut the fetch short): no stale fallback for it."""
+        try:
+            return self._fetch_and_publish(url, fetch, generation, wall, options, held, timeout=left)
+        except Exception as exc:
+            failure = find_failure(exc)
+            if failure is None or failure.kind != "timeout" or left >= options.timeout - LOCK_MARGIN:
+                raise
+            cut = JWKSSharedWaitFailed(f"the fetch had {left:.2f} s left after waiting for the refresh lock")
+            cut.__cause__ = exc
+            wrapped = JWKSFailure("timeout", f"the fetch after a wait for the refresh lock in {self.alias!r} timed out")
+            wrapped.__cause__ = cut
+            raise _connection_error(str(exc)) from wrapped
 
     def _wait(
         self,
@@ -245,7 +367,7 @@ class SharedCache(_Store):
         deadline: float,
     ) -> K:
         """Another process holds the lock: adopt what it publishes, break its lock when it lapsed or was
-        never a holder's, and never wait past ``deadline`` (bounded loop, one poll per ``POLL``)."""
+        never a live holder's, and never wait past ``deadline`` (bounded loop, one poll per ``POLL``)."""
         lapses = self._lapses(url, options)
         for _ in range(int(options.timeout / POLL) + 3):
             now = time.monotonic()
@@ -255,18 +377,20 @@ class SharedCache(_Store):
             if lapses is not None and now >= lapses:  # the holder died mid-fetch (or it was no holder's lock)
                 if left < POLL:
                     break
-                taken = self.lock(url, left + LOCK_MARGIN)
+                taken, held = self.lock(url, left + LOCK_MARGIN)
                 if taken is None:  # the cache went down: work alone
                     return fetch(timeout=left).with_generation(generation)
                 if taken:
-                    return self._fetch_and_publish(url, fetch, generation, wall, options, timeout=left)
-                lapses = self._lapses(url, options)  # another waiter took over: wait for it
+                    return self._take_over(url, fetch, generation, wall, options, held, left)
+                judged = self._lapses(url, options)  # another waiter took over: wait for it
+                lapses = time.monotonic() if judged is None else judged  # or it is gone just now: take it
                 continue
             time.sleep(min(POLL, left, POLL if lapses is None else max(0.001, lapses - now)))
             entry = self.get(url)
             if entry is not None and adoptable(entry, seen, wall, options):
                 return adopt(entry)
-            if not self.locked(url) and (lapses is None or time.monotonic() < lapses - 2 * POLL):
+            judged = self._lapses(url, options)  # a live holder's lock (maybe another's now), broken, or gone
+            if judged is None and (lapses is None or time.monotonic() < lapses - 2 * POLL):
                 entry = self.get(url)  # released, not lapsed: the holder published or failed
                 if entry is not None and adoptable(entry, seen, wall, options):
                     return adopt(entry)
@@ -275,9 +399,20 @@ class SharedCache(_Store):
                     f"no fresh key set was published for {safe_url(url)} in {self.alias!r}"
                 )
                 raise _connection_error("the JWKS refresh by another process failed") from failure
+            lapses = judged if judged is not None else lapses
+        self._warn_wait(url, options)
+        failure = JWKSFailure("timeout", f"waited JWKS_TIMEOUT for the refresh lock in {self.alias!r}")
+        failure.__cause__ = JWKSSharedWaitFailed(f"the refresh lock for {safe_url(url)} was held past the deadline")
         raise _connection_error(
             f"another process's JWKS refresh did not finish within JWKS_TIMEOUT={options.timeout:g} s"
-        ) from JWKSFailure("timeout", f"waited JWKS_TIMEOUT for the refresh lock in {self.alias!r}")
+        ) from failure
+
+
+def own_fetch_failed(exc: BaseException) -> bool:
+    """Whether the failed refresh ``exc`` was this process's own fetch, the only proof that the IdP is
+    down (the shared cache's last good set may then serve); ``False`` after a wait on another
+    process's refresh lock that ended without a set (``JWKSSharedWaitFailed`` in the chain)."""
+    return not any(isinstance(err, JWKSSharedWaitFailed) for err in causes(exc))
 
 
 def adoptable(entry: dict[str, Any], seen: Publishable | None, wall: float, options: Options) -> bool:
@@ -293,13 +428,6 @@ _PREFIX = b"sjp-jwks-3\n"
 _SALT = "simplejwt_patches.jwks.shared-cache"
 
 
-def _secrets() -> list[Any]:
-    """``SECRET_KEY`` first, then ``SECRET_KEY_FALLBACKS`` (Django 4.1+): Django's own key rotation."""
-    from django.conf import settings
-
-    return [settings.SECRET_KEY, *(getattr(settings, "SECRET_KEY_FALLBACKS", None) or [])]
-
-
 def _mac(body: str, url: str, secret: Any) -> str:
     from django.utils.crypto import salted_hmac
 
@@ -310,7 +438,7 @@ def seal_entry(entry: dict[str, Any], url: str) -> bytes:
     """The bytes stored for ``entry``: a prefix, the HMAC (current ``SECRET_KEY``) and the JSON body,
     which names ``url`` (so the MAC covers the URL, the fetch time and the generation)."""
     body = json.dumps({**entry, "url": url}, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return _PREFIX + _mac(body, url, _secrets()[0]).encode() + b"\n" + body.encode()
+    return _PREFIX + _mac(body, url, secret_keys()[0]).encode() + b"\n" + body.encode()
 
 
 def _finite(value: Any) -> bool:
@@ -330,7 +458,7 @@ def _authentic(value: Any, url: str) -> str | None:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    for secret in _secrets():
+    for secret in secret_keys():
         if hmac.compare_digest(mac, _mac(body, url, secret).encode()):
             return body
     return None

@@ -130,6 +130,12 @@ def _self_signed_der(key: rsa.RSAPrivateKey, common_name: str) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+# cryptography looks the datetime type up once, on first use; freezegun swaps ``datetime.datetime``, so a first
+# certificate built while a test froze time made every later one fail ("not an instance of 'FakeDatetime'"):
+# the IdP then dropped the connection of every request for a JWKS with a new key. Build one now.
+_self_signed_der(_pool_key(1), "warm-up")
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True

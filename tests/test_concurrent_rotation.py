@@ -314,6 +314,7 @@ POLICY = {
     "*An outage without a usable set*": [
         "test_resilience::test_stale_if_error_serves_the_last_good_set_then_fails_closed",
         "test_resilience::test_a_process_started_during_an_outage_serves_the_fleets_last_good_set",
+        "test_shared_cache_trust::test_a_lock_wait_never_serves_a_replayed_entry_as_the_last_good_set",
     ],
     "*A kid rotated in during an outage*": [
         "test_rotation::test_a_failed_demand_refetch_names_the_403",

@@ -26,6 +26,7 @@ from simplejwt_patches.keyfetch import fetch_keyset
 from simplejwt_patches.keyset import KeySet, build_keyset, from_entry
 from simplejwt_patches.refetch import elapsed
 from simplejwt_patches.refresher import Refresher
+from simplejwt_patches.shared_cache import JWKSSharedWaitFailed
 from tests.helpers import find_in_chain
 from tests.idp import FakeKeycloak
 
@@ -58,8 +59,10 @@ def keyset_of(idp: FakeKeycloak, now: tuple[float, float] = at(0), lifetime: flo
 
 
 def test_a_keyset_expires_on_the_injected_clock_and_survives_the_shared_cache(idp):
-    keyset = build_keyset(idp.jwks(), 60.0, now=at(100), etag='"v1"').with_generation(7)
-    assert set(keyset.keys) == {idp.active_kid}  # signing keys only (the encryption key is dropped)
+    published = idp.jwks()["keys"]
+    keyset = build_keyset({"keys": published}, 60.0, now=at(100), etag='"v1"').with_generation(7)
+    signing = {k["kid"] for k in published if k.get("use") == "sig"}  # the session IdP may have rotated before
+    assert set(keyset.keys) == signing and idp.active_kid in signing  # signing keys only (enc key dropped)
     assert (keyset.expires_mono, keyset.expires_wall, keyset.fetched_wall) == (160.0, WALL + 160, WALL + 100)
     again = from_entry(keyset.entry(), idp.jwks_url, at(130))  # another process, 30 s later
     assert (again.generation, again.fetched_wall, again.expires_mono, again.etag) == (7, WALL + 100, 160.0, '"v1"')
@@ -116,7 +119,7 @@ class Gate:
 
 def test_refresher_single_flight_one_fetch_for_every_waiter(idp):
     gate = Gate(keyset_of(idp))
-    refresher, opts = Refresher(gate, lambda o, n: None), options()
+    refresher, opts = Refresher(gate, lambda o, n, e: None), options()
     results: list[Any] = []
     threads = [
         threading.Thread(target=lambda: results.append(refresher.refresh(opts, at(0), elapsed() + 5))) for _ in range(8)
@@ -136,7 +139,7 @@ def test_refresher_single_flight_one_fetch_for_every_waiter(idp):
 
 def test_refresher_waiters_stop_at_their_deadline(idp):
     gate = Gate(keyset_of(idp))
-    refresher, opts = Refresher(gate, lambda o, n: None), options(JWKS_TIMEOUT=1)
+    refresher, opts = Refresher(gate, lambda o, n, e: None), options(JWKS_TIMEOUT=1)
     holder = threading.Thread(target=refresher.refresh, args=(opts, at(0), elapsed() + 5))
     holder.start()
     try:
@@ -160,12 +163,12 @@ def test_refresher_remembers_a_failure_and_falls_back_without_a_set(idp):
     gate.open.set()
     gate.error = OSError("refused")
     opts = options(JWKS_REFETCH_COOLDOWN=30)
-    alone = Refresher(gate, lambda o, n: None)
+    alone = Refresher(gate, lambda o, n, e: None)
     with pytest.raises(OSError):
         alone.attempt(opts, at(0))
     assert alone.current == (1, None) and alone.memory.error is gate.error
     assert alone.memory.blocked(29.9, 30) and not alone.memory.blocked(30, 30)
-    in_fleet = Refresher(gate, lambda o, n: fallback)
+    in_fleet = Refresher(gate, lambda o, n, e: fallback)
     assert in_fleet.attempt(opts, at(0)) is fallback  # a (re)started process: the fleet's last good set
     assert in_fleet.current == (1, fallback) and not in_fleet.memory.ok
 
@@ -173,7 +176,7 @@ def test_refresher_remembers_a_failure_and_falls_back_without_a_set(idp):
 def test_refresher_background_refresh_runs_once_and_not_after_a_failure(idp):
     old = keyset_of(idp)
     gate = Gate(keyset_of(idp, now=at(61)))
-    refresher, opts = Refresher(gate, lambda o, n: None), options(JWKS_REFETCH_COOLDOWN=30)
+    refresher, opts = Refresher(gate, lambda o, n, e: None), options(JWKS_REFETCH_COOLDOWN=30)
     assert refresher.prime(at(0), old) and refresher.keyset is old
     generation = refresher.current[0]
     for _ in range(5):
@@ -192,7 +195,7 @@ def test_refresher_background_refresh_runs_once_and_not_after_a_failure(idp):
 
 
 def test_refresher_adopts_only_a_newer_set_and_primes_only_an_empty_source(idp):
-    refresher = Refresher(Gate(keyset_of(idp)), lambda o, n: None)
+    refresher = Refresher(Gate(keyset_of(idp)), lambda o, n, e: None)
     first, newer, older = keyset_of(idp, at(10)), keyset_of(idp, at(20)), keyset_of(idp, at(5))
     assert refresher.prime(at(10), OSError("probe failed")) and refresher.keyset is None
     assert refresher.adopt(first) is first
@@ -229,7 +232,7 @@ def test_fleet_fetches_once_and_the_other_process_adopts_the_published_set(idp, 
         adopted = b.fetch(opts, now, None)  # the published entry, no fetch of its own
         assert len(idp.jwks_requests()) == 1
         assert adopted.fetched_wall == published.fetched_wall and adopted.generation == published.generation >= 1
-        into = Refresher(Gate(published), lambda o, n: None)
+        into = Refresher(Gate(published), lambda o, n, e: None)
         assert b.newer(opts, now, into, elapsed() + 1) is not None and into.keyset is not None
         assert b.newer(opts, now, into, elapsed() + 1) is None  # as new as ours: nothing to adopt
         assert b.reads.reads == 2 and len(idp.jwks_requests()) == 1
@@ -250,9 +253,13 @@ def test_fleet_stale_fallback_only_within_stale_if_error(idp, redis):
         fleet = Fleet(weakref.ref(client))
         fetched = fleet.fetch(opts, now_wall(), None)
         bound = fetched.fetched_wall + min(fetched.lifetime, 60)
-        assert fleet.stale(opts, (0.0, bound + 90)) is not None  # within JWKS_STALE_IF_ERROR past it
-        assert fleet.stale(opts, (0.0, bound + 101)) is None
-    assert Fleet(weakref.ref(client)).stale(options(), now_wall()) is None  # no shared cache: no fallback
+        down = RuntimeError("the IdP did not answer")  # this process's own fetch failed
+        assert fleet.stale(opts, (0.0, bound + 90), down) is not None  # within JWKS_STALE_IF_ERROR past it
+        assert fleet.stale(opts, (0.0, bound + 101), down) is None
+        waited = RuntimeError("refresh failed")
+        waited.__cause__ = JWKSSharedWaitFailed("held past the deadline")
+        assert fleet.stale(opts, (0.0, bound + 90), waited) is None  # a lock wait proves nothing about the IdP
+    assert Fleet(weakref.ref(client)).stale(options(), now_wall(), RuntimeError()) is None  # no shared cache
 
 
 # -- demand -------------------------------------------------------------------------------------

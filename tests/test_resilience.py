@@ -17,6 +17,7 @@ from freezegun import freeze_time
 
 from simplejwt_patches.clients import state_of
 from simplejwt_patches.shared_cache import JWKSSharedRefreshFailed, SharedCache, open_entry, seal_entry
+from simplejwt_patches.shared_marks import seal_mark
 from tests.conftest import last_exception, register_sensitive_token
 from tests.helpers import PYJWT, find_in_chain, raw_redis
 from tests.idp import Mode, generate_rsa_key
@@ -303,7 +304,8 @@ def test_shared_cache_waits_for_the_lock_holder(api, idp, redis, second_backend)
         entry = open_entry(raw.get(name(key)), idp.jwks_url)
         assert entry is not None
         cache.delete(key)
-        cache.add(key + ":lock", 1, timeout=5)  # "another process" is fetching (its lock lasts JWKS_TIMEOUT)
+        # "another process" is fetching (its lock is sealed and lasts JWKS_TIMEOUT)
+        raw.set(name(key + ":lock"), seal_mark("lock", idp.jwks_url), ex=5)
 
         def publish() -> None:
             raw.set(name(key), seal_entry({**entry, "fetched": entry["fetched"] + 1}, idp.jwks_url), ex=300)
@@ -322,7 +324,8 @@ def test_shared_cache_lock_holder_failure_is_reported(api, idp, redis):
     with shared(redis):
         cache = caches["jwks"]
         key = SharedCache.key(idp.jwks_url)
-        cache.add(key + ":lock", 1, timeout=5)  # a holder's lock lasts JWKS_TIMEOUT (5 s)
+        raw, name = raw_redis()
+        raw.set(name(key + ":lock"), seal_mark("lock", idp.jwks_url), ex=5)  # a holder's lock: JWKS_TIMEOUT (5 s)
         threading.Timer(0.2, lambda: cache.delete(key + ":lock")).start()
         assert api(idp.mint()).status_code == 401
         find_in_chain(last_exception(), JWKSSharedRefreshFailed)

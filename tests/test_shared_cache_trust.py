@@ -1,6 +1,8 @@
-"""The shared cache as attack surface (issue 16, points 1-3 and 10): whoever can write the Redis behind
-``JWKS_SHARED_CACHE`` but does not know ``SECRET_KEY`` runs no code, replays no old key set past the
-window the README states, and a dead lock holder costs a request at most ``JWKS_TIMEOUT``.
+"""The shared cache as attack surface (issue 16, points 1-3 and 10, and the review of the lock and the
+budget): whoever can write the Redis behind ``JWKS_SHARED_CACHE`` but does not know ``SECRET_KEY`` runs
+no code, replays no old key set past the window the docs state (not even by holding the refresh lock),
+cannot keep workers from fetching with a planted lock nor turn off rotation pick-up with a planted
+budget key, and a dead lock holder costs a request at most ``JWKS_TIMEOUT``.
 
 Real redis-server, real IdP on loopback, DRF's request path; time travel (freezegun) instead of sleeps.
 """
@@ -18,8 +20,10 @@ from django.conf import settings
 from django.test import override_settings
 from freezegun import freeze_time
 
-from simplejwt_patches.shared_cache import SharedCache
-from tests.helpers import raw_redis
+from simplejwt_patches.shared_cache import JWKSSharedWaitFailed, SharedCache, open_entry, seal_entry
+from simplejwt_patches.shared_marks import seal_mark
+from tests.conftest import last_exception
+from tests.helpers import find_in_chain, raw_redis
 from tests.idp import Mode, generate_rsa_key
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("pyjwt.client.key-source")]
@@ -176,8 +180,6 @@ def test_an_old_sealed_entry_written_back_does_not_revive_a_dropped_key(api, idp
         assert api(leaked).status_code == 401  # a new worker fetches once itself instead
         assert len(idp.jwks_requests()) == fetches + 1
         assert api(idp.mint()).status_code == 200
-    from simplejwt_patches.shared_cache import open_entry
-
     assert [open_entry(v, idp.jwks_url)["generation"] for v in (old, published)] == [1, 2]
 
 
@@ -258,17 +260,159 @@ def test_a_dead_holders_lock_is_waited_for_within_one_deadline(api, idp, redis, 
     with shared(redis, JWKS_TIMEOUT=1):
         raw, name = raw_redis()
         lock = name(SharedCache.key(idp.jwks_url) + ":lock")
-        raw.set(lock, b"1", px=1200)  # what a holder sets (JWKS_TIMEOUT + margin); it was killed 0.5 s ago
+        raw.set(lock, seal_mark("lock", idp.jwks_url), px=1200)  # a holder's (JWKS_TIMEOUT + margin), killed 0.5 s ago
         time.sleep(0.5)
         status, took = _timed(api, idp.mint())
         assert status == 200 and took < 1 + MARGIN, took  # waited for the lapse, then fetched in what was left
         assert len(idp.jwks_requests()) == 1
 
         raw.delete(name(SharedCache.key(idp.jwks_url)))
-        raw.set(lock, b"1", px=1200)  # killed just now: its lapse is past this request's deadline
+        raw.set(lock, seal_mark("lock", idp.jwks_url), px=1200)  # killed just now: it lapses past this deadline
         fresh_backend()
         status, took = _timed(api, idp.mint())
         assert status in (401, 503) and took < 1 + MARGIN, took
         fresh_backend()
         status, took = _timed(api, idp.mint())  # the lock lapsed meanwhile: the next request fetches
         assert status == 200 and took < 1 + MARGIN, took
+
+
+# -- the review: the refresh lock and the demand budget are sealed too -------------------------------
+
+
+def _lock(idp) -> str:
+    return raw_redis()[1](SharedCache.key(idp.jwks_url) + ":lock")
+
+
+def _warnings(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and text in r.getMessage()]
+
+
+@pytest.mark.parametrize("holder", ["held past the deadline", "released without a set"])
+def test_a_lock_wait_never_serves_a_replayed_entry_as_the_last_good_set(api, idp, redis, fresh_backend, holder,
+                                                                        caplog):  # fmt: skip
+    """F1: a lock wait that ended without a set (timeout, or peer_failed) fell back to the shared cache's stale
+    set (lifetime + JWKS_STALE_IF_ERROR): an old sealed entry written back revived a removed key for an hour."""
+    import threading
+
+    idp.cache_control = "max-age=86400"
+    with shared(redis, JWKS_TIMEOUT=0.5, JWKS_CACHE_LIFESPAN=300, JWKS_STALE_IF_ERROR=3600):
+        raw, name = raw_redis()
+        leaked = idp.mint(expires_in=86400)
+        assert api(leaked).status_code == 200  # published (lifetime 24 h)
+        entry = open_entry(raw.get(name(SharedCache.key(idp.jwks_url))), idp.jwks_url)
+        idp.rotate(keep_old=False)  # the IdP drops the leaked key
+        aged = {**entry, "fetched": entry["fetched"] - 600, "expires": entry["expires"] - 600}
+        # the old entry written back (past the adopt window, inside lifetime + stale-if-error) and a lock
+        raw.set(name(SharedCache.key(idp.jwks_url)), seal_entry(aged, idp.jwks_url), ex=86400)
+        raw.set(_lock(idp), seal_mark("lock", idp.jwks_url), px=700)  # a live holder's (0.5 s + 0.2 s)
+        if holder == "released without a set":
+            threading.Timer(0.15, lambda: raw.delete(_lock(idp))).start()
+        fresh_backend()  # a worker that starts now
+        SharedCache._waited.clear()
+        with caplog.at_level(logging.WARNING, "simplejwt_patches"):
+            assert api(leaked).status_code in (401, 503)  # not the replayed set's removed key
+        find_in_chain(last_exception(), JWKSSharedWaitFailed)
+        assert not _warnings(caplog, "serving the shared cache's last good set")
+        assert len(_warnings(caplog, "held the lock")) == (holder == "held past the deadline")
+        assert len(idp.jwks_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    "planted",
+    ["older release", "pickle", "forged seal", "replayed, taken 5 s ago", "another URL's", "the budget's"],
+)
+def test_a_planted_lock_is_broken_at_once(api, idp, redis, planted, caplog):
+    """F2: a lock with a believable expiry (JWKS_TIMEOUT + 0.2 s), planted again and again, kept every cold
+    worker from fetching: each token waited JWKS_TIMEOUT for a 401, the IdP got nothing, nothing was logged."""
+    url = idp.jwks_url
+    value = {
+        "older release": b"1",
+        "pickle": pickle.dumps(1),
+        "forged seal": b"sjp-mark-1\n" + b"0" * 64 + b"\nlock\n" + str(time.time()).encode() + b"\nnonce",
+        "replayed, taken 5 s ago": seal_mark("lock", url, taken=time.time() - 5),
+        "another URL's": seal_mark("lock", url + "?other"),
+        "the budget's": seal_mark("demand", url),
+    }[planted]
+    SharedCache._rejected.clear()
+    with shared(redis, JWKS_TIMEOUT=1), caplog.at_level(logging.WARNING, "simplejwt_patches"):
+        raw, _ = raw_redis()
+        raw.set(_lock(idp), value, px=1200)
+        status, took = _timed(api, idp.mint())
+        assert status == 200 and took < 0.5, (status, took)
+        assert len(idp.jwks_requests()) == 1
+        assert len(_warnings(caplog, "broke the refresh lock")) == 1
+        assert raw.get(_lock(idp)) is None  # and the holder released its own lock
+    SharedCache._rejected.clear()
+
+
+def test_a_live_holders_lock_is_obeyed_and_a_timeout_is_logged_once_per_cooldown(api, idp, redis, fresh_backend,
+                                                                                  caplog):  # fmt: skip
+    """F2: a request that gave up on a lock said nothing; now one WARNING per JWKS_REFETCH_COOLDOWN and URL."""
+    SharedCache._waited.clear()
+    with shared(redis, JWKS_TIMEOUT=0.5, JWKS_REFETCH_COOLDOWN=30), caplog.at_level(logging.WARNING,
+                                                                                    "simplejwt_patches"):  # fmt: skip
+        raw, _ = raw_redis()
+        for _ in range(2):
+            raw.set(_lock(idp), seal_mark("lock", idp.jwks_url), px=700)  # a live, slow holder's
+            fresh_backend()
+            status, took = _timed(api, idp.mint())
+            assert status in (401, 503) and took < 0.5 + MARGIN, (status, took)
+        assert idp.jwks_requests() == []
+        assert len(_warnings(caplog, "held the lock for this request's whole JWKS_TIMEOUT=0.5 s")) == 1
+
+
+def test_a_holder_releases_only_its_own_lock(idp, redis):
+    """F2: unlock deleted whatever lock was there, also one another process had taken since."""
+    with shared(redis):
+        cache, raw = SharedCache("jwks"), raw_redis()[0]
+        taken, ours = cache.lock(idp.jwks_url, 1.2)
+        assert taken is True
+        theirs = seal_mark("lock", idp.jwks_url)
+        raw.set(_lock(idp), theirs, px=1200)  # ours lapsed; another process took the lock
+        cache.unlock(idp.jwks_url, ours)
+        assert raw.get(_lock(idp)) == theirs
+        cache.unlock(idp.jwks_url, theirs)
+        assert raw.get(_lock(idp)) is None
+
+
+@pytest.mark.parametrize(
+    ("planted", "ttl_ms", "broken"),
+    [
+        ("older release", None, True),
+        ("sealed", None, True),  # a sealed value set again without expiry
+        ("sealed", 300_000, True),  # an expiry longer than the cooldown
+        ("taken 40 s ago", 30_000, True),  # a replayed budget key
+        ("forged seal", 30_000, True),
+        ("sealed", 30_000, False),  # another process spent the budget: obeyed
+    ],
+)
+def test_a_planted_demand_budget_does_not_turn_off_rotation_pick_up(api, idp, redis, planted, ttl_ms, broken,
+                                                                   caplog):  # fmt: skip
+    """F3: ``SET <key>:demand 1`` with no expiry made the fleet reject every rotated key until the cached set
+    expired (an hour here), without a fetch or a log line."""
+    url = idp.jwks_url
+    SharedCache._rejected.clear()
+    with shared(redis, JWKS_TIMEOUT=0.5, JWKS_REFETCH_COOLDOWN=30, JWKS_CACHE_LIFESPAN=3600):
+        raw, name = raw_redis()
+        assert api(idp.mint()).status_code == 200  # warm
+        value = {
+            "older release": b"1",
+            "sealed": seal_mark("demand", url),
+            "taken 40 s ago": seal_mark("demand", url, taken=time.time() - 40),
+            "forged seal": b"sjp-mark-1\n" + b"f" * 64 + b"\ndemand\n" + str(time.time()).encode() + b"\nx",
+        }[planted]
+        raw.set(name(SharedCache.key(url) + ":demand"), value, px=ttl_ms)
+        idp.rotate()
+        with caplog.at_level(logging.WARNING, "simplejwt_patches"):
+            status = api(idp.mint()).status_code
+    SharedCache._rejected.clear()
+    if broken:
+        assert status == 200
+        assert len(idp.jwks_requests()) == 2
+        assert len(_warnings(caplog, "broke the demand-refetch budget")) == 1
+        left = raw.pttl(name(SharedCache.key(url) + ":demand"))
+        assert 0 < left <= 30_000  # taken again, sealed, for one cooldown
+    else:
+        assert status == 401  # the window the docs declare (a kid rotated in while the budget is spent)
+        assert len(idp.jwks_requests()) == 1
+        assert not _warnings(caplog, "broke")
