@@ -48,7 +48,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
-from simplejwt_patches.pins import EXTRA_ENVS, PINS, PYJWT_BOUNDARIES, Env, latest_pin
+from simplejwt_patches.pins import EXTRA_ENVS, PINS, Env, boundary_cells, latest_pin
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
@@ -151,7 +151,7 @@ for _pin in PINS:
         run_tests(session)
 
 
-for _pyjwt in PYJWT_BOUNDARIES:
+for _pyjwt in boundary_cells():
     _env = Env("3.12", latest_pin().env.django, latest_pin().env.drf, _pyjwt)
 
     @nox.session(**_session(f"pyjwt-{_pyjwt}", _env, "matrix"))  # type: ignore[arg-type]

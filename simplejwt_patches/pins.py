@@ -40,6 +40,7 @@ __all__ = [
     "PYJWT_BOUNDARIES",
     "Env",
     "Pin",
+    "boundary_cells",
     "find_pin",
     "latest_pin",
     "markdown_table",
@@ -184,6 +185,12 @@ PYJWT_BOUNDARIES: tuple[str, ...] = (
 EXTRA_ENVS: tuple[tuple[str, Env], ...] = (("django6", Env("3.12", "6.1.3", "3.18.3", "2.15.1")),)
 
 
+def boundary_cells() -> tuple[str, ...]:
+    """The PyJWT boundaries that need a CI cell of their own: all but the newest pin's own PyJWT
+    (its ``tests-<release>`` cell runs that one, and ``django6`` runs it on Python 3.12)."""
+    return tuple(v for v in PYJWT_BOUNDARIES if v != latest_pin().env.pyjwt)
+
+
 def find_pin(version: str | Version) -> Pin | None:
     """The pin for exactly this release, or ``None`` for a release nobody proved."""
     wanted = Version(str(version))
@@ -227,7 +234,9 @@ def markdown_table() -> str:
         f"`{name}`: Python {e.python}, Django {e.django}, DRF {e.drf}, PyJWT {e.pyjwt}" for name, e in EXTRA_ENVS
     )
     lines.append(
-        f"Also in CI: SimpleJWT {latest_pin().simplejwt} against PyJWT " + ", ".join(PYJWT_BOUNDARIES) + f"; {extra}."
+        f"Also in CI: SimpleJWT {latest_pin().simplejwt} against PyJWT "
+        + ", ".join(boundary_cells())
+        + f" (and {latest_pin().env.pyjwt} in its own cell); {extra}."
     )
     return "\n".join(lines)
 
