@@ -241,7 +241,9 @@ def test_fleet_fetches_once_and_the_other_process_adopts_the_published_set(idp, 
 def test_fleet_budget_is_one_per_cooldown_for_the_fleet(idp, redis):
     with shared(redis, JWKS_REFETCH_COOLDOWN=30):
         opts = get_options()
-        a, b = Fleet(weakref.ref(client_of(idp))), Fleet(weakref.ref(client_of(idp)))
+        clients = client_of(idp), client_of(idp)  # held: a Fleet only keeps a weak reference to its client
+        a, b = Fleet(weakref.ref(clients[0])), Fleet(weakref.ref(clients[1]))
+        assert a.url() == b.url() == idp.jwks_url
         assert a.take_budget(opts) is True
         assert b.take_budget(opts) is False and a.take_budget(opts) is False
 
