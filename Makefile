@@ -63,7 +63,7 @@ upstream: bootstrap
 
 # One progress line per nox session ([i/N] name ... ok (Ns)); each session's output is in
 # .nox/logs/<session>.log and printed only when it fails; the matrix cells and SimpleJWT's own suites
-# run two at a time, one core each. The last line is the summary's
+# run three at a time from one queue, one core each. The last line is the summary's
 # "N passed, N failed, N skipped" (CI reads it).
 SOAK_SECONDS ?= 240
 SESSIONS := lint -t package -j matrix -t servers -t fuzz -j upstream

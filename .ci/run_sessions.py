@@ -3,10 +3,13 @@
     python .ci/run_sessions.py lint -t package -t matrix -j upstream ...
 
 Arguments are session names, or ``-t TAG`` for every session with that tag (in ``nox --list`` order);
-``-j TAG`` selects them too, and runs them two at a time, each on one core (``SJP_PYTEST_WORKERS=1``
-for our own suite, which otherwise takes both): the machine stays as loaded as one session on two
-workers, without the idle tail of a two-worker run or a session's serial set-up.
-Prints ``[i/N] name ... ok (Ns)`` per session, the ``known failure: ...`` lines an upstream session
+``-j TAG`` selects them too, and runs them :data:`SLOTS` at a time from one queue, each on one core
+(``SJP_PYTEST_WORKERS=1`` for our own suite, which otherwise takes both): a session starts as soon as
+another ends, so there is no idle tail of a two-worker run, of a session's serial set-up, or of a
+pair waiting for its slower half. Much of a matrix cell's time is spent waiting (an IdP that hangs
+until ``JWKS_TIMEOUT``, a lock's expiry), so three sessions keep two cores about as busy as one
+session on two workers would.
+Prints ``[i/N] name ... ok (Ns)`` per session as it ends, the ``known failure: ...`` lines an upstream session
 logged, and, for a failed session, its log. Every session runs even after a failure; the exit status
 is 1 if any failed. Results go to .nox/sessions.json for .ci/summary.py.
 """
@@ -17,8 +20,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +30,8 @@ NOX = [str(ROOT / ".venv" / "bin" / "nox"), "--no-color", "--noxfile", str(ROOT 
 LOGS = ROOT / ".nox" / "logs"
 #: One session may not take longer than this (the whole CI run has 30 minutes).
 SESSION_TIMEOUT = 900
+#: Sessions of one ``-j`` group run at once (``SJP_SESSION_SLOTS`` overrides).
+SLOTS = int(os.environ.get("SJP_SESSION_SLOTS", "3"))
 #: Lines of a session's log shown again in the progress output even when it passes.
 ECHO = ("known failure:", "unexplained failure:")
 
@@ -55,17 +61,16 @@ def selection(argv: list[str]) -> list[tuple[str, bool]]:
     return list(names.items())
 
 
-def batches(chosen: list[tuple[str, bool]]) -> list[list[str]]:
-    """Consecutive parallel sessions in pairs, every other session alone."""
+def groups(chosen: list[tuple[str, bool]]) -> list[list[str]]:
+    """Consecutive parallel sessions as one group (run from one queue), every other session alone."""
     out: list[list[str]] = []
-    pairing = False  # whether out[-1] is a parallel batch with room for one more
+    open_group = False  # whether out[-1] is a parallel group
     for name, parallel in chosen:
-        if parallel and pairing:
+        if parallel and open_group:
             out[-1].append(name)
-            pairing = False
         else:
             out.append([name])
-            pairing = parallel
+        open_group = parallel
     return out
 
 
@@ -87,30 +92,37 @@ def run_one(name: str, paired: bool = False) -> tuple[bool, float]:
 
 def main(argv: list[str]) -> int:
     chosen = selection(argv)
+    parallel = dict(chosen)
     names = [name for name, _ in chosen]
     LOGS.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, object]] = {}
     width = max(len(n) for n in names)
     started = time.monotonic()
-    done = 0
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in batches(chosen):
-            outcomes = list(pool.map(run_one, batch, [len(batch) == 2] * len(batch)))
-            for name, (ok, took) in zip(batch, outcomes, strict=True):
-                done += 1
-                together = f", beside {batch[1 - batch.index(name)]}" if len(batch) == 2 else ""
-                print(f"[{done:>{len(str(len(names)))}}/{len(names)}] {name:<{width}} ... ", end="")
-                print(f"{'ok' if ok else 'FAILED'} ({took:.0f}s{together})", flush=True)
-                results[name] = {"ok": ok, "seconds": round(took, 1)}
-                log = LOGS / f"{name}.log"
-                text = log.read_text(errors="replace")
-                for line in text.splitlines():
-                    if any(marker in line for marker in ECHO):
-                        print("      " + line.removeprefix("nox > "))
-                if not ok:
-                    print(f"---- {log.relative_to(ROOT)} ----")
-                    print(text.rstrip())
-                    print(f"---- end of {log.relative_to(ROOT)} ----", flush=True)
+    printing = threading.Lock()
+
+    def report(name: str, ok: bool, took: float) -> None:
+        with printing:
+            results[name] = {"ok": ok, "seconds": round(took, 1)}
+            print(f"[{len(results):>{len(str(len(names)))}}/{len(names)}] {name:<{width}} ... ", end="")
+            print(f"{'ok' if ok else 'FAILED'} ({took:.0f}s{', one core' if parallel[name] else ''})", flush=True)
+            log = LOGS / f"{name}.log"
+            text = log.read_text(errors="replace")
+            for line in text.splitlines():
+                if any(marker in line for marker in ECHO):
+                    print("      " + line.removeprefix("nox > "))
+            if not ok:
+                print(f"---- {log.relative_to(ROOT)} ----")
+                print(text.rstrip())
+                print(f"---- end of {log.relative_to(ROOT)} ----", flush=True)
+
+    for group in groups(chosen):
+        if not parallel[group[0]]:
+            report(group[0], *run_one(group[0]))
+            continue
+        with ThreadPoolExecutor(max_workers=max(1, SLOTS)) as pool:
+            futures = {pool.submit(run_one, name, True): name for name in group}
+            for future in as_completed(futures):
+                report(futures[future], *future.result())
     (ROOT / ".nox" / "sessions.json").write_text(json.dumps(results, indent=2))
     failed = [n for n, r in results.items() if not r["ok"]]
     total = time.monotonic() - started

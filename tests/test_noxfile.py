@@ -60,9 +60,9 @@ def test_nox_lists_its_sessions_when_interpreters_are_missing(tmp_path):
     assert "tests-5.5.1" in done.stdout and "lint" in done.stdout
 
 
-def test_sessions_selected_with_j_run_two_at_a_time_and_nothing_else_does():
-    """``make test`` pairs the matrix cells and SimpleJWT's own suites (one core each); the fuzz, server and
-    soak sessions (timing-sensitive, or on both cores already) run alone."""
+def test_sessions_selected_with_j_run_from_one_queue_and_nothing_else_does():
+    """``make test`` runs the matrix cells and SimpleJWT's own suites from one queue (one core each); the
+    fuzz, server and soak sessions (timing-sensitive, or on both cores already) run alone."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("sjp_run_sessions", ROOT / ".ci" / "run_sessions.py")
@@ -70,8 +70,9 @@ def test_sessions_selected_with_j_run_two_at_a_time_and_nothing_else_does():
     run_sessions = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run_sessions)
     chosen = [("lint", False), ("u1", True), ("u2", True), ("u3", True), ("servers", False), ("u4", True)]
-    assert run_sessions.batches(chosen) == [["lint"], ["u1", "u2"], ["u3"], ["servers"], ["u4"]]
-    assert run_sessions.batches([("a", False), ("b", False)]) == [["a"], ["b"]]
+    assert run_sessions.groups(chosen) == [["lint"], ["u1", "u2", "u3"], ["servers"], ["u4"]]
+    assert run_sessions.groups([("a", False), ("b", False)]) == [["a"], ["b"]]
+    assert run_sessions.groups([("a", True), ("b", False), ("c", True), ("d", True)]) == [["a"], ["b"], ["c", "d"]]
     makefile = (ROOT / "Makefile").read_text()
     assert "-j upstream" in makefile and "-j matrix" in makefile
     assert "-j fuzz" not in makefile and "-j servers" not in makefile
