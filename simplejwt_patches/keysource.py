@@ -31,7 +31,7 @@ from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
 from .fleet import Fleet
 from .keyset import KeySet, build_keyset
-from .refetch import FleetReads, elapsed
+from .refetch import FailureMemory, FleetReads, elapsed
 from .refresher import Refresher
 from .refusals import tried_recently, unknown_kid
 
@@ -55,6 +55,16 @@ class KeySource:
     def keyset(self) -> KeySet | None:
         """The current key set (possibly expired), or ``None`` before the first fetch."""
         return self._refresher.current[1]
+
+    @property
+    def last_attempt(self) -> FailureMemory:
+        """This source's last fetch attempt and its outcome (what ``status()`` shows of it)."""
+        return self._refresher.memory
+
+    def now(self) -> tuple[float, float]:
+        """This source's clock, ``(monotonic, wall)``: what ``status()`` measures ages with."""
+        now_mono, now_wall = self._clock()
+        return float(now_mono), float(now_wall)
 
     @property
     def _refresh_lock(self) -> threading.Lock:  # what the resilience tests look at
