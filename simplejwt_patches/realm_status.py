@@ -77,8 +77,8 @@ FIELDS: dict[str, str] = {
     "jwk_url": "the key set URL in use (configured, or discovered; `None` before discovery succeeded), "
     "credentials, query and fragment dropped",
     "state": "`unused` (no token of it yet), `ok` (a fresh set), `stale` (an expired set served, within "
-    "`JWKS_STALE_IF_ERROR`, while refreshing fails or runs), `expired` (past that: the next token refetches and "
-    "is rejected if that fails), `failing` (no set: its tokens are rejected; see `last_fetch` and `discovery`)",
+    "`JWKS_STALE_IF_ERROR`, while refreshing fails or runs), `expired` (past that: its tokens are rejected "
+    "until a refetch succeeds), `failing` (no set: its tokens are rejected; see `last_fetch` and `discovery`)",
     "serving_stale": "whether the key set served is past its expiry (`state == 'stale'`)",
     "discovery": "`None` with a `JWK_URL`; else its document: `url`, `jwks_uri`, `fresh`, `failure` and "
     "`failure_kind` of the last attempt (`None` after a success), `fetched_ago_s`, `failed_ago_s`",

@@ -30,7 +30,7 @@ from typing import Any
 from .conf import Options
 from .discovery import Discovery
 from .failures import UntrustedIssuer
-from .issuer_settings import INHERIT, IssuerOptions, issuer_label, shown_issuer
+from .issuer_settings import INHERIT, IssuerOptions, shown_issuer
 from .issuer_tags import tag_client
 
 __all__ = [

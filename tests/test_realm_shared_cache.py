@@ -20,9 +20,12 @@ from django.test import override_settings
 
 from simplejwt_patches.shared_cache import SharedCache, open_entry
 from simplejwt_patches.shared_marks import seal_mark
+from tests import test_realms
 from tests.conftest import register_sensitive_token
 from tests.helpers import raw_redis
-from tests.test_realms import Realms, realms, rejected, two_idps, unsigned  # noqa: F401 - fixtures
+from tests.test_realms import Realms, unsigned
+
+realms, rejected, two_idps = test_realms.realms, test_realms.rejected, test_realms.two_idps  # fixtures
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("backend.decode.issuer-selection")]
 
@@ -83,6 +86,13 @@ def test_each_realm_publishes_under_its_own_key_and_another_worker_adopts_each_i
     assert api(a.mint()).status_code == 200 and api(b.mint()).status_code == 200
     assert (len(a.jwks_requests()), len(b.jwks_requests())) == (1, 1)  # each adopted its own realm's set
     assert len(a.discovery_requests()) == 2  # the discovery document is per process (not in the shared cache)
+    import simplejwt_patches
+
+    shown = {r.issuer: r for r in simplejwt_patches.status().realms}
+    for idp, published in ((a, published_a), (b, published_b)):  # status() shows the fleet's sets, adopted
+        assert shown[idp.issuer].state == "ok" and shown[idp.issuer].jwk_url == idp.jwks_url
+        assert shown[idp.issuer].key_set.generation == 1 == published["generation"]
+        assert shown[idp.issuer].key_set.fetched_at == published["fetched"]
 
 
 def test_a_set_published_or_planted_for_one_realm_never_verifies_the_others_tokens_even_with_colliding_kids(

@@ -18,10 +18,12 @@ from freezegun import freeze_time
 
 import simplejwt_patches
 from simplejwt_patches.realm_status import RealmStatus, fields_markdown
+from tests import test_realms
 from tests.conftest import SECRET_HEADER_VALUE, SENSITIVE, TOKEN_PARTS, register_sensitive_token
 from tests.docs import page, section
 from tests.idp import Mode
-from tests.test_realms import Realms, realms, two_idps, unsigned  # noqa: F401 - fixtures
+
+realms, two_idps = test_realms.realms, test_realms.two_idps  # the two realms' fixtures
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("backend.decode.issuer-selection")]
 SECRET = "pw-s3cret-Zq9"
@@ -177,7 +179,7 @@ def test_the_fields_table_in_the_docs_is_generated_and_the_example_runs(realms, 
     text = page("troubleshooting.md").split("### Each realm's state", 1)[1]
     (example,) = re.findall(r"```python\n(.*?)```", text, re.S)
     assert api(realms.b.mint()).status_code == 200
-    exec(example, {"simplejwt_patches": simplejwt_patches})  # noqa: S102 - the docs' example, verbatim
+    exec(example, {"simplejwt_patches": simplejwt_patches})  # the docs' example, verbatim
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith(f"{realms.b.issuer} ok {realms.b.jwks_url} FetchOutcome(ok=True")
     assert lines[0].startswith(f"{realms.a.issuer} unused None None")
