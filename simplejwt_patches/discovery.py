@@ -44,12 +44,15 @@ logger = logging.getLogger("simplejwt_patches.jwks")
 
 @dataclass(frozen=True)
 class DiscoveryState:
-    """What ``status()`` and the doctor show of one document."""
+    """What ``status()`` and the doctor show of one document (URLs as :func:`safe_url` shows them)."""
 
     url: str
-    jwks_uri: str | None
-    fresh: bool
-    failure: str | None
+    jwks_uri: str | None  # the last good document's, None before one was had
+    fresh: bool  # within its cache lifetime
+    failure: str | None  # the last attempt's failure (its detail), None after a success
+    failure_kind: str | None = None  # its JWKSFailure kind (``status``, ``discovery_issuer``, ``jwks_uri`` ...)
+    fetched_ago_s: float | None = None  # seconds since the last good document, None before one
+    failed_ago_s: float | None = None  # seconds since the last failed attempt, None after a success
 
 
 class Discovery:
@@ -65,6 +68,7 @@ class Discovery:
         self._stale_until = 0.0
         self._failed_at: float | None = None
         self._failure: JWKSFailure | None = None
+        self._fetched_at: float | None = None
 
     def jwks_uri(self, options: Options) -> str:
         """The issuer's ``jwks_uri`` (raises :class:`JWKSFailure` when there is none to serve)."""
@@ -97,9 +101,16 @@ class Discovery:
 
     def state(self) -> DiscoveryState:
         """A snapshot for ``status()`` and the doctor."""
-        failure = self._failure
+        failure, failed_at, fetched_at, uri = self._failure, self._failed_at, self._fetched_at, self._jwks_uri
+        now = self._clock()
         return DiscoveryState(
-            safe_url(self.url), self._jwks_uri, self._clock() < self._expires, failure.detail if failure else None
+            url=safe_url(self.url),
+            jwks_uri=safe_url(uri) if uri else None,
+            fresh=uri is not None and now < self._expires,
+            failure=failure.detail if failure else None,
+            failure_kind=failure.kind if failure else None,
+            fetched_ago_s=None if fetched_at is None else round(now - fetched_at, 3),
+            failed_ago_s=None if failed_at is None or failure is None else round(now - failed_at, 3),
         )
 
     @staticmethod
@@ -136,7 +147,7 @@ class Discovery:
             )
             return self._serve_stale(now)
         now = self._clock()
-        self._jwks_uri, self._expires = jwks_uri, now + lifetime
+        self._jwks_uri, self._expires, self._fetched_at = jwks_uri, now + lifetime, now
         self._stale_until = self._expires + options.stale_if_error
         self._failed_at = self._failure = None
         logger.debug(

@@ -68,6 +68,12 @@ class IssuerOptions:
     audience: Any = INHERIT  # str | tuple[str, ...] | INHERIT
     authorized_parties: Any = INHERIT  # frozenset[str] | None | INHERIT
 
+    @property
+    def keys_from(self) -> tuple[str, str]:
+        """Where this issuer's keys come from, as ``status()`` and the doctor say it: ``("JWK_URL", url)``
+        or ``("discovery", discovery URL)``, the URL as :func:`~simplejwt_patches.diagnostics.safe_url` shows it."""
+        return ("JWK_URL", safe_url(self.jwk_url)) if self.jwk_url else ("discovery", safe_url(self.discovery_url))
+
     def shown(self) -> dict[str, Any]:
         """As ``status()`` and the doctor show it."""
         return {

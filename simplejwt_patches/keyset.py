@@ -36,6 +36,7 @@ class KeySet:
     last_modified: str | None = None
     size: int = 0  # bytes of the body it was parsed from (re-serialised when taken from the shared cache)
     generation: int = 0  # the fleet's count of published sets when this one was fetched or adopted
+    shared: bool = False  # taken from the shared cache (another process fetched it), not fetched here
 
     def entry(self) -> dict[str, Any]:
         """What goes into the shared cache (sealed with the URL by ``shared_cache.seal_entry``)."""
@@ -118,6 +119,7 @@ def from_entry(entry: dict[str, Any], url: str, now: tuple[float, float]) -> Key
         etag=entry.get("etag"),
         last_modified=entry.get("last_modified"),
     ).with_generation(entry["generation"])
+    keyset = replace(keyset, shared=True)
     logger.debug(
         "JWKS for %s taken from the shared cache (fetched %.0f s ago)", safe_url(url), now[1] - entry["fetched"]
     )

@@ -8,7 +8,8 @@ bound", "Declared fail-closed windows"). :class:`KeySource` decides, on its inje
   held across network I/O, is never taken);
 * an expired set keeps serving while one background refresh runs, and for ``JWKS_STALE_IF_ERROR``
   past its expiry while refreshes fail (WARNING once per cooldown), then the source fails closed;
-* an unknown kid, or a cached kid whose signature fails, asks for a demand refetch within its bound;
+* an unknown kid, or a cached kid whose signature fails, asks for a demand refetch within its bound --
+  also on a cold process's first token when the set it took is the fleet's (published before a rotation);
   a kid still unknown after that is rejected with the last failure in its cause chain;
 * a failed attempt is not retried before ``JWKS_REFETCH_COOLDOWN``: its failure answers meanwhile.
 
@@ -31,7 +32,7 @@ from .diagnostics import describe, root_cause, safe_url
 from .failures import JWKSFailure
 from .fleet import Fleet
 from .keyset import KeySet, build_keyset
-from .refetch import FleetReads, elapsed
+from .refetch import FailureMemory, FleetReads, elapsed
 from .refresher import Refresher
 from .refusals import tried_recently, unknown_kid
 
@@ -55,6 +56,16 @@ class KeySource:
     def keyset(self) -> KeySet | None:
         """The current key set (possibly expired), or ``None`` before the first fetch."""
         return self._refresher.current[1]
+
+    @property
+    def last_attempt(self) -> FailureMemory:
+        """This source's last fetch attempt and its outcome (what ``status()`` shows of it)."""
+        return self._refresher.memory
+
+    def now(self) -> tuple[float, float]:
+        """This source's clock, ``(monotonic, wall)``: what ``status()`` measures ages with."""
+        now_mono, now_wall = self._clock()
+        return float(now_mono), float(now_wall)
 
     @property
     def _refresh_lock(self) -> threading.Lock:  # what the resilience tests look at
@@ -99,7 +110,16 @@ class KeySource:
             raise unknown_kid(kid, None if refresher.memory.ok else refresher.memory.error)
         if refresher.memory.blocked(now, options.refetch_cooldown):
             raise tried_recently(refresher.memory, now, options)
-        key = refresher.refresh(options, (now, wall), _deadline(options)).keys.get(kid)
+        deadline = _deadline(options)
+        keyset = refresher.refresh(options, (now, wall), deadline)
+        key = keyset.keys.get(kid)
+        if key is None and keyset.shared:
+            # The fleet's set, published before this process started: it may predate a rotation, so the kid
+            # gets the demand refetch a warm process would make (within the same budget), not a rejection.
+            refreshed = self._demand(options, (now, wall), lambda ks: kid in ks.keys, deadline)
+            key = refreshed.keys.get(kid) if refreshed is not None else None
+            if key is None:
+                raise unknown_kid(kid, None if refresher.memory.ok else refresher.memory.error)
         if key is None:
             raise unknown_kid(kid)
         return key

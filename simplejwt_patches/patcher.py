@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 
@@ -34,6 +34,9 @@ from .pins import Pin
 from .registry import Fixer, Patch, WrapperFunc
 from .selection import Selection, select
 from .versions import distribution_version, pyjwt_caps, simplejwt_version
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .realm_status import RealmStatus
 
 __all__ = [
     "Change",
@@ -137,6 +140,8 @@ class Status:
     fixers: tuple[FixerStatus, ...]
     managed_clients: int
     options: dict[str, Any] = field(default_factory=dict)
+    #: Each trusted issuer's runtime state with ``ISSUERS`` set (docs/troubleshooting.md), else ``()``.
+    realms: tuple[RealmStatus, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -150,6 +155,7 @@ class Status:
             "fixers": [f.__dict__ for f in self.fixers],
             "managed_clients": self.managed_clients,
             "options": self.options,
+            "realms": [r.as_dict() for r in self.realms],
         }
 
 
@@ -333,6 +339,7 @@ def changes() -> list[Change]:
 def status() -> Status:
     """Versions, the selected patch set and each fixer's state."""
     from .clients import managed_client_count
+    from .realm_status import realm_statuses
 
     with _lock:
         pin, reason = _selection
@@ -349,4 +356,5 @@ def status() -> Status:
             fixers=tuple(_fixer_states[i] for i in REGISTRY.ids() if i in _fixer_states),
             managed_clients=managed_client_count(),
             options={**options.shown(), "pyjwt_capabilities": pyjwt_caps().as_dict()},
+            realms=realm_statuses(options),
         )

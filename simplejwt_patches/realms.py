@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conf import Options
-from .diagnostics import safe_url
-from .discovery import Discovery, DiscoveryState
+from .discovery import Discovery
 from .failures import UntrustedIssuer
-from .issuer_settings import INHERIT, IssuerOptions, issuer_label, shown_issuer
+from .issuer_settings import INHERIT, IssuerOptions, shown_issuer
 from .issuer_tags import tag_client
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "backend_for",
     "issuer_finding",
     "realm_of",
-    "realm_states",
     "selected_issuer",
     "table_for",
     "trusted_issuers",
@@ -98,6 +96,14 @@ class Realm:
     def jwk_url(self) -> str | None:
         """The key set URL in use (``None`` before discovery, or for the ``SIMPLE_JWT`` entry)."""
         return self.entry.jwk_url if self.entry is not None and self.entry.jwk_url else self._uri
+
+    def client(self, base: Any) -> Any:
+        """The ``PyJWKClient`` this realm verifies with: its own once built (``None`` before its first
+        token), SimpleJWT's for the ``SIMPLE_JWT`` entry (``None`` with ``VERIFYING_KEY``)."""
+        backend = self._backend
+        if backend is None and self.entry is not None:
+            return None
+        return getattr(backend if backend is not None else base, "jwks_client", None)
 
     def backend(self, base: Any, options: Options) -> Any:
         """This realm's backend (raises a ``JWKSFailure`` when discovery has no ``jwks_uri``)."""
@@ -199,11 +205,8 @@ def issuer_finding(iss: Any, options: Options, simple_jwt_issuer: Any) -> tuple[
     shown = repr(iss[:200]) if isinstance(iss, str) else f"a {type(iss).__name__}" if iss is not None else "missing"
     entry = options.issuers.get(iss) if isinstance(iss, str) else None
     if entry is not None:
-        keys = (
-            f"keys from JWK_URL {safe_url(entry.jwk_url)}"
-            if entry.jwk_url
-            else f"keys by discovery at {safe_url(entry.discovery_url)}"
-        )
+        source, url = entry.keys_from
+        keys = f"keys from JWK_URL {url}" if source == "JWK_URL" else f"keys by discovery at {url}"
         return True, f"iss {shown} matches the trusted issuer ISSUERS[{shown}] ({keys})", None
     if isinstance(iss, str) and iss == simple_jwt_issuer:
         return True, f"iss {shown} matches SIMPLE_JWT['ISSUER'] (one more trusted issuer beside ISSUERS)", None
@@ -216,26 +219,3 @@ def issuer_finding(iss: Any, options: Options, simple_jwt_issuer: Any) -> tuple[
         "its discovery document; 'DISCOVERY_URL' or 'JWK_URL' for an internal host name). Otherwise the token is "
         "rightly refused.",
     )
-
-
-def realm_states(base: Any, options: Options) -> dict[str, dict[str, Any]]:
-    """Per issuer: its key set URL, its discovery document's state and its key source's, for ``status()``."""
-    from .clients import state_of
-
-    if options.issuers is None or base is None:
-        return {}
-    shown: dict[str, dict[str, Any]] = {}
-    for issuer, realm in table_for(base, options).realms.items():
-        backend = realm._backend
-        client = getattr(backend if backend is not None else base, "jwks_client", None)
-        state = state_of(client) if client is not None else None
-        source = state.source if state is not None else None
-        keyset = source.keyset if source is not None else None
-        doc: DiscoveryState | None = realm.discovery.state() if realm.discovery else None
-        url = realm.jwk_url or (str(client.uri) if realm.entry is None and client is not None else None)
-        shown[issuer_label(issuer)] = {
-            "jwk_url": safe_url(url) if url else None,
-            "discovery": doc.__dict__ if doc is not None else None,
-            "kids": sorted(str(k) for k in keyset.keys) if keyset is not None else [],
-        }
-    return shown
