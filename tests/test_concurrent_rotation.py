@@ -289,6 +289,10 @@ POLICY = {
         "test_rotation::test_expiry_and_background_refreshes_do_not_use_the_budget",
         "test_rotation::test_the_demand_budget_is_fleet_wide_with_a_shared_cache",
     ],
+    "A process that starts with the fleet's published set": [
+        "test_realm_shared_cache::test_a_new_worker_accepts_a_kid_rotated_in_after_the_fleet_published_its_set",
+        "test_realm_shared_cache::test_a_new_worker_accepts_a_rotated_kid_with_a_single_jwk_url",
+    ],
     "A token whose kid is unknown while any refresh is in flight": [
         "test_concurrent_rotation::test_32_concurrent_first_tokens_of_a_rotated_key_are_all_accepted_with_one_fetch",
         "test_concurrent_rotation::test_a_waiter_is_never_rejected_because_the_fetch_it_waited_for_spent_the_budget",
