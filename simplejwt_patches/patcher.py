@@ -154,9 +154,25 @@ class Status:
             "patch_set_reason": self.patch_set_reason,
             "fixers": [f.__dict__ for f in self.fixers],
             "managed_clients": self.managed_clients,
-            "options": self.options,
+            "options": _plain(self.options),
             "realms": [r.as_dict() for r in self.realms],
         }
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as strict JSON data: sets as sorted lists, tuples as lists, anything else JSON lacks as
+    its ``repr`` (an ``SSLContext``, a ``PyJWK``), so ``json.dumps(status().as_dict())`` never raises."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    return repr(value)
 
 
 _lock = threading.RLock()

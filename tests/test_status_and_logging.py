@@ -129,3 +129,22 @@ def test_distribution_version_reads_what_importlib_metadata_reads(name):
 
 def test_distribution_version_of_a_missing_distribution_is_none():
     assert distribution_version("no-such-distribution-sjp") is None
+
+
+def test_status_as_dict_is_strict_json_whatever_the_settings(api, idp):
+    """``options`` held a frozenset with AUTHORIZED_PARTIES (and objects JSON lacks): json.dumps raised."""
+    import json
+    import ssl
+
+    simplejwt_patches.revert()
+    settings = {
+        "AUTHORIZED_PARTIES": ["web-app", "mobile-app"],
+        "JWKS_SSL_CONTEXT": ssl.create_default_context(),
+        "JWKS_HEADERS": {"X-Api-Key": "s3cret-value"},
+    }
+    with override_settings(SIMPLE_JWT_PATCHES=settings):
+        status = simplejwt_patches.apply()
+        text = json.dumps(status.as_dict(), allow_nan=False)  # strict: no default=, no NaN
+    data = json.loads(text)
+    assert data["options"]["authorized_parties"] == ["mobile-app", "web-app"]
+    assert "s3cret-value" not in text
