@@ -58,6 +58,7 @@ SIMPLEJWT_PACKAGE = "rest_framework_simplejwt"
 
 _FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 _cache: dict[CodeType, str] = {}
+_origins: dict[str, str] = {}  # module name -> its file, for modules proven before their import
 
 
 class SourceUnavailable(Exception):
@@ -229,6 +230,7 @@ def _fast(func: Any, code: CodeType | None) -> str | None:
 def clear_cache() -> None:
     """Forget computed fingerprints (``make bench`` times the cold path of ``apply()``)."""
     _cache.clear()
+    _origins.clear()
 
 
 def fingerprint_installed(obj: Any) -> str:
@@ -255,8 +257,7 @@ def fingerprint_installed(obj: Any) -> str:
     return result
 
 
-def _header(part: str) -> re.Pattern[str]:
-    return re.compile(rf"(?:class|def|async\s+def)\s+{re.escape(part)}\b")
+_HEADER = re.compile(r"(?:class|def|async\s+def)\s+(\w+)")
 
 
 def _scan(lines: list[str], qualname: str) -> int | None:
@@ -270,19 +271,21 @@ def _scan(lines: list[str], qualname: str) -> int | None:
     for depth, part in enumerate(qualname.split(".")):
         if depth:
             body = next((ln for ln in lines[lo:hi] if ln.strip() and not ln.lstrip().startswith("#")), None)
-            if body is None:
+            if body is None or len(body) - len(body.lstrip()) <= indent:
                 return None
             indent = len(body) - len(body.lstrip())
-        header, found = _header(part), None
+        prefix, found = " " * indent, None
         for i in range(lo, hi):
-            stripped = lines[i].lstrip()
-            if len(lines[i]) - len(stripped) == indent and header.match(stripped):
-                found = i
+            line = lines[i]
+            if line.startswith(prefix) and line[indent : indent + 1] in ("c", "d", "a"):
+                header = _HEADER.match(line, indent)
+                if header is not None and header.group(1) == part:
+                    found = i
         if found is None:
             return None
         lo, hi = found + 1, found + len(block_lines(lines, found))
     assert found is not None
-    while found > 0 and lines[found - 1].startswith(" " * indent + "@"):
+    while found > 0 and lines[found - 1].startswith(prefix + "@"):
         found -= 1
     return found
 
@@ -296,13 +299,17 @@ def fingerprint_unimported(module: str, qualname: str) -> str | None:
     :class:`SourceUnavailable` when the module has no readable ``.py`` source. The lines go through
     :mod:`linecache`, which :func:`fingerprint_installed` reads once the module is imported.
     """
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
+    if not all(part.isidentifier() for part in qualname.split(".")):
         return None
-    if spec is None:
-        return None
-    origin = spec.origin or ""
+    origin = _origins.get(module)
+    if origin is None:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        origin = _origins[module] = spec.origin or ""
     lines = linecache.getlines(origin) if origin.endswith(".py") else []
     if not lines:
         raise SourceUnavailable(f"{module}: no Python source ({origin or 'no file'})")

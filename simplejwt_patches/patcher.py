@@ -240,10 +240,10 @@ def _install(
                 return status("skipped", problem)
             later.append((patch, expected))
             continue
-        got = _resolve(fixer.id, patch, expected)
-        if isinstance(got, str):
-            return status("skipped", got)
-        resolved.append(got)
+        target = _resolve(fixer.id, patch, expected)
+        if isinstance(target, str):
+            return status("skipped", target)
+        resolved.append(target)
     problem = _set_all(fixer.id, resolved)
     if problem:
         return status("failed", problem)
@@ -255,8 +255,9 @@ def _install(
 
 def _unfindable(patch: Patch, proven: Mapping[str, str | None] | None) -> str | None:
     """Why the lazy ``patch`` can never be wrapped (its module or definition does not exist), else ``None``."""
-    if proven is not None and patch.path in proven and proven[patch.path] is None:
-        return f"cannot resolve {patch.target}: not defined in the source of {patch.module}"
+    if proven is not None and patch.path in proven:  # the selection read the module's source
+        missing = proven[patch.path] is None
+        return f"cannot resolve {patch.target}: not defined in the source of {patch.module}" if missing else None
     try:
         found = importlib.util.find_spec(patch.module) is not None
     except Exception as exc:  # noqa: BLE001 - a missing parent package, a broken finder

@@ -159,9 +159,8 @@ class Registry:
             for patch in fx.patches:
                 first = lazy.setdefault(patch.target, (patch.lazy, fx.id))
                 if first[0] != patch.lazy:
-                    raise ValueError(
-                        f"{patch.target} is wrapped lazily by one of {first[1]!r} and {fx.id!r} and eagerly by the other"
-                    )
+                    pair = f"{first[1]!r} and {fx.id!r}"
+                    raise ValueError(f"{patch.target} is wrapped lazily by one of {pair} and eagerly by the other")
         for fx in self._fixers.values():
             for needed in fx.requires:
                 if needed not in self._fixers:

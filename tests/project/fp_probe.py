@@ -39,7 +39,7 @@ if LAST_EXCEPTION:
     ]
 # A token view's first request imports SimpleJWT's serializers (the lazy targets: proven from source
 # by apply(), checked against the imported code now); the status below is after it.
-import rest_framework_simplejwt.serializers  # noqa: E402, F401
+import rest_framework_simplejwt.serializers  # noqa: E402
 
 status = simplejwt_patches.status()
 print(
