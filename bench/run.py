@@ -607,8 +607,7 @@ def render(data: dict[str, Any]) -> str:
             if "fresh_processes" in a
             else ""
         )
-        date = run["meta"]["date"]
-        alone = f" (measured alone, {a['measured']})" if a.get("measured", date) != date else ""
+        alone = f" (measured alone, {a['measured']})" if "measured" in a else ""
         lines.append(f"| `apply()`, fingerprints checked{alone}: median of re-applies / first call in a fresh process | – | "
                      f"{a['median_ms']} ms / {fresh} "
                      f"| {a['target']} | {'✓' if a['ok'] else '✗'} |")  # fmt: skip
