@@ -323,3 +323,26 @@ def test_a_hostile_qualname_finds_nothing_and_raises_nothing(lazy_module, qualna
     assert found is None or qualname == "decorate"
     assert name not in sys.modules
     assert fingerprint_unimported(SERIALIZERS, qualname.replace("Target", "TokenVerifySerializer")) is None
+
+
+def test_an_edited_serializer_not_imported_yet_is_judged_from_its_source_as_if_imported(monkeypatch):
+    """W031's verdict for a lazy target does not wait for the import: the source says it changed."""
+    from simplejwt_patches.conf import get_options
+    from simplejwt_patches.pins import find_pin
+    from simplejwt_patches.proven import PROVEN
+    from simplejwt_patches.selection import select
+    from simplejwt_patches.versions import simplejwt_version
+
+    pin = find_pin(simplejwt_version())
+    assert pin is not None
+    monkeypatch.setitem(PROVEN[pin.simplejwt], "TokenRefreshSerializer.validate", "0" * 16)  # as if edited
+    monkeypatch.delitem(sys.modules, SERIALIZERS)  # as before the project's first import (restored after)
+    chosen = select(simplejwt_version(), get_options().unknown_version)
+    assert SERIALIZERS not in sys.modules  # judged without importing it
+    assert [(c.fixer_id, c.callables) for c in chosen.changed] == [(FIXER, ("TokenRefreshSerializer.validate",))]
+    assert {c.fixer.id: c.skip for c in chosen.choices}[FIXER] == (
+        f"TokenRefreshSerializer.validate changed (last proven on {pin.simplejwt})"
+    )
+    assert (
+        chosen.fingerprints["TokenVerifySerializer.validate"] == PROVEN[pin.simplejwt]["TokenVerifySerializer.validate"]
+    )
