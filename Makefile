@@ -4,6 +4,7 @@
 #                + SimpleJWT's own suites with and without the shim
 #   make demo    WAF-fronted Keycloak on 127.0.0.1: token rejected without the shim, accepted with it
 #   make bench   resilience benchmark vs vanilla SimpleJWT (PyJWT 2.13 and newest) -> bench/results.json
+#                (make bench-apply: only its apply() row)
 #   make soak    a few minutes of real servers under load on a bad day -> bench/soak.json (60 s of it run in make test)
 #   make docs    the reference site from docs/ (mkdocs --strict) into build/site
 #   make dist    sdist + wheel in dist/, twine check --strict, LICENSE in both, the sdist's own tests
@@ -20,7 +21,7 @@ NOX := $(VENV)/bin/nox --no-color
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap redis node test lint matrix upstream servers dist docs demo bench soak list clean pin
+.PHONY: bootstrap redis node test lint matrix upstream servers dist docs demo bench bench-apply soak list clean pin
 
 $(VENV)/.bootstrapped: .ci/requirements-tools.txt
 	$(PY) -m venv $(VENV)
@@ -93,6 +94,10 @@ demo: bootstrap
 bench: bootstrap redis
 	rm -f bench/results.json
 	$(NOX) -t bench
+
+# Only the apply() row, replaced (dated) in each PyJWT version's last full run in bench/results.json.
+bench-apply: bootstrap
+	$(NOX) -t bench -- apply_cost
 
 # SOAK_BEFORE=<dir of another simplejwt_patches> adds a run of it under the label "before" (the comparison).
 soak: bootstrap redis

@@ -444,6 +444,6 @@ for _bench_pyjwt in ("2.13.0", latest_pin().env.pyjwt):
 
     @nox.session(**_session(f"bench-{_bench_pyjwt}", _bench_env, "bench"))  # type: ignore[arg-type]
     def _bench(session: nox.Session, env: Env = _bench_env) -> None:
-        """make bench: patched vs vanilla side by side; merges into bench/results.json."""
+        """make bench: patched vs vanilla side by side; merges into bench/results.json (``-- apply_cost``: that row)."""
         install(session, env, latest_pin().simplejwt, "redis==5.2.1")
-        session.run("python", str(ROOT / "bench" / "run.py"), env={"PYTHONPATH": str(ROOT)})
+        session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs, env={"PYTHONPATH": str(ROOT)})

@@ -1,7 +1,9 @@
 """``make bench``: simplejwt-patches against vanilla SimpleJWT, side by side in the same run.
 
 Run inside a nox session (one per PyJWT version); results are merged into bench/results.json
-under the PyJWT version and printed as a table. Everything talks to the Keycloak-shaped IdP on
+under the PyJWT version and printed as a table. ``run.py apply_cost`` (``nox -t bench -- apply_cost``,
+``make bench-apply``) measures only the ``apply()`` row and replaces that row alone, dated, in the
+PyJWT version's last full run. Everything talks to the Keycloak-shaped IdP on
 127.0.0.1 (tests/idp.py) and a redis-server on 127.0.0.1 started here.
 """
 
@@ -471,8 +473,14 @@ class Bench:
         }  # fmt: skip
 
 
-def main() -> int:
-    redis_proc, redis_url = start_redis()
+ONLY = ("apply_cost",)  # measures that can run alone: ``run.py apply_cost``
+
+
+def main(argv: list[str]) -> int:
+    if argv not in ([], list(ONLY)):
+        raise SystemExit(f"usage: bench/run.py [{' | '.join(ONLY)}] (alone: one row, merged into {RESULTS.name})")
+    only = bool(argv)
+    redis_proc, redis_url = start_redis() if not only else (None, "")
     try:
         with FakeKeycloak(realm="acme") as idp:
             os.environ.update({
@@ -491,17 +499,10 @@ def main() -> int:
             from simplejwt_patches.versions import distribution_version
 
             bench = Bench(idp)
-            bench.warm_authenticate()
-            bench.warm_breakdown()
-            bench.many_issuers()
-            bench.random_kids()
-            bench.rotation()
-            bench.outage(Mode.SERVER_ERROR)
-            bench.outage(Mode.HANG)
-            bench.thundering_herd()
-            bench.fleet(redis_url)
-            bench.results["deadline"] = deadline.measure(bench, redis_url)
-            bench.apply_cost()
+            if only:
+                bench.apply_cost()
+            else:
+                measure_all(bench, redis_url)
             label = f"pyjwt-{jwt.__version__}"
             meta = {
                 "date": time.strftime("%Y-%m-%d"),
@@ -512,12 +513,33 @@ def main() -> int:
                 "django": django.get_version(),
             }
     finally:
-        redis_proc.terminate()
+        if redis_proc is not None:
+            redis_proc.terminate()
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data[label] = {"meta": meta, "results": bench.results}
+    if only:
+        if label not in data:
+            raise SystemExit(f"{RESULTS.name} has no full run of {label} to add the row to: run make bench")
+        data[label]["results"]["apply_cost"] = {**bench.results["apply_cost"], "measured": meta["date"]}
+    else:
+        data[label] = {"meta": meta, "results": bench.results}
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     print(render(data))
     return 0 if all(r.get("ok") for r in bench.results.values()) else 1
+
+
+def measure_all(bench: Bench, redis_url: str) -> None:
+    """Every row of ``make bench``, in order."""
+    bench.warm_authenticate()
+    bench.warm_breakdown()
+    bench.many_issuers()
+    bench.random_kids()
+    bench.rotation()
+    bench.outage(Mode.SERVER_ERROR)
+    bench.outage(Mode.HANG)
+    bench.thundering_herd()
+    bench.fleet(redis_url)
+    bench.results["deadline"] = deadline.measure(bench, redis_url)
+    bench.apply_cost()
 
 
 def render(data: dict[str, Any]) -> str:
@@ -585,7 +607,8 @@ def render(data: dict[str, Any]) -> str:
             if "fresh_processes" in a
             else ""
         )
-        lines.append(f"| `apply()`, fingerprints checked: median of re-applies / first call in a fresh process | – | "
+        alone = f" (measured alone, {a['measured']})" if "measured" in a else ""
+        lines.append(f"| `apply()`, fingerprints checked{alone}: median of re-applies / first call in a fresh process | – | "
                      f"{a['median_ms']} ms / {fresh} "
                      f"| {a['target']} | {'✓' if a['ok'] else '✗'} |")  # fmt: skip
         lines.append("")
@@ -616,4 +639,4 @@ def breakdown(run: dict[str, Any]) -> list[str]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
 import inspect
 import linecache
+import re
 import textwrap
 from collections.abc import Iterable
 from types import CodeType
@@ -46,6 +48,7 @@ __all__ = [
     "fingerprint_installed",
     "fingerprint_node",
     "fingerprint_source",
+    "fingerprint_unimported",
     "simplejwt_qualnames",
     "text_hash",
 ]
@@ -55,6 +58,7 @@ SIMPLEJWT_PACKAGE = "rest_framework_simplejwt"
 
 _FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 _cache: dict[CodeType, str] = {}
+_origins: dict[str, str] = {}  # module name -> its file, for modules proven before their import
 
 
 class SourceUnavailable(Exception):
@@ -226,6 +230,7 @@ def _fast(func: Any, code: CodeType | None) -> str | None:
 def clear_cache() -> None:
     """Forget computed fingerprints (``make bench`` times the cold path of ``apply()``)."""
     _cache.clear()
+    _origins.clear()
 
 
 def fingerprint_installed(obj: Any) -> str:
@@ -250,3 +255,68 @@ def fingerprint_installed(obj: Any) -> str:
     if code is not None:
         _cache[code] = result
     return result
+
+
+_HEADER = re.compile(r"(?:class|def|async\s+def)\s+(\w+)")
+
+
+def _scan(lines: list[str], qualname: str) -> int | None:
+    """Index of the first line (decorators included) of ``Owner.attr`` found by indentation alone.
+
+    The last header of each name at the scope's indentation wins, as at import time. Only a hint:
+    its text counts when it is a proven release's (:data:`~simplejwt_patches.proven.SOURCE_TEXTS`);
+    anything else is parsed in full.
+    """
+    lo, hi, indent, found = 0, len(lines), 0, None
+    for depth, part in enumerate(qualname.split(".")):
+        if depth:
+            body = next((ln for ln in lines[lo:hi] if ln.strip() and not ln.lstrip().startswith("#")), None)
+            if body is None or len(body) - len(body.lstrip()) <= indent:
+                return None
+            indent = len(body) - len(body.lstrip())
+        prefix, found = " " * indent, None
+        for i in range(lo, hi):
+            line = lines[i]
+            if line.startswith(prefix) and line[indent : indent + 1] in ("c", "d", "a"):
+                header = _HEADER.match(line, indent)
+                if header is not None and header.group(1) == part:
+                    found = i
+        if found is None:
+            return None
+        lo, hi = found + 1, found + len(block_lines(lines, found))
+    assert found is not None
+    while found > 0 and lines[found - 1].startswith(prefix + "@"):
+        found -= 1
+    return found
+
+
+def fingerprint_unimported(module: str, qualname: str) -> str | None:
+    """Fingerprint of ``Owner.attr`` in ``module`` read from its source file, without importing it.
+
+    For targets wrapped when their module is first imported (lazy patches): ``apply()`` proves them
+    as it proves the imported ones, at the cost of a file read (the parent package is imported to
+    find the file). ``None`` when the module or the definition does not exist; raises
+    :class:`SourceUnavailable` when the module has no readable ``.py`` source. The lines go through
+    :mod:`linecache`, which :func:`fingerprint_installed` reads once the module is imported.
+    """
+    if not all(part.isidentifier() for part in qualname.split(".")):
+        return None
+    origin = _origins.get(module)
+    if origin is None:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        origin = _origins[module] = spec.origin or ""
+    lines = linecache.getlines(origin) if origin.endswith(".py") else []
+    if not lines:
+        raise SourceUnavailable(f"{module}: no Python source ({origin or 'no file'})")
+    start = _scan(lines, qualname)
+    if start is not None:
+        known = SOURCE_TEXTS.get(text_hash("".join(block_lines(lines, start))))
+        if known is not None:
+            return known
+    node = find_definition("".join(lines), qualname)
+    return fingerprint_node(node) if node is not None else None

@@ -15,21 +15,31 @@
   restores an attribute only while it is still ours, so a later monkey-patch by someone else
   is never clobbered.
 * One re-entrant lock guards both, so concurrent ``apply()`` calls patch once.
+* **Lazy targets** (``Patch.lazy``) whose module is not imported yet are not imported: their fixer is
+  ``pending-import`` (its eager targets wrapped, the selection proved the lazy ones from source) and
+  a wrapt post-import hook wraps them, under the same lock and into the same undo log, when the
+  module is first imported; then the fixer is ``applied`` (or ``failed``, naming what and what stays
+  wrapped). wrapt's hooks cannot be unregistered: ``revert()`` drops what is waiting, so a later
+  import wraps nothing, and one hook per module serves every later ``apply()``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import wrapt
 
 from .catalog import REGISTRY
 from .conf import get_options
+from .fingerprints import fingerprint_installed
 from .pins import Pin
 from .registry import Fixer, Patch, WrapperFunc
 from .selection import Selection, select
@@ -39,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .realm_status import RealmStatus
 
 __all__ = [
+    "ACTIVE",
     "Change",
     "FixerStatus",
     "Status",
@@ -120,7 +131,7 @@ class FixerStatus:
 
     id: str
     target: str
-    state: str  # applied | skipped | disabled | failed
+    state: str  # applied | pending-import | skipped | disabled | failed
     reason: str
     summary: str
     kind: str = ""
@@ -182,6 +193,21 @@ _applied = False
 _selection: tuple[Pin | None, str] = (None, "not applied yet")
 _last_selection: Selection | None = None  # the fingerprint verdicts behind the last apply() (W031/W032)
 
+#: A fixer's states in which its wrappers are (or, for lazy targets, will be) in place: what ``requires`` needs.
+ACTIVE = ("applied", "pending-import")
+
+
+@dataclass
+class _Pending:
+    """A fixer whose lazy patches wait for the first import of their modules."""
+
+    fixer: Fixer
+    waiting: list[tuple[Patch, str | None]]  # each with the fingerprint proven from source (None: not checked)
+
+
+_pending: dict[str, _Pending] = {}  # fixer id -> what it still waits for, in installation order
+_watched: set[str] = set()  # modules with a live post-import hook of ours (wrapt drops a hook once it ran)
+
 
 def _dependency_order(fixers: list[Fixer]) -> list[Fixer]:
     """``fixers`` with every requirement before the fixers requiring it (stable otherwise)."""
@@ -203,8 +229,18 @@ def _dependency_order(fixers: list[Fixer]) -> list[Fixer]:
     return ordered
 
 
-def _install(fixer: Fixer, selected_by: str = "", states: dict[str, FixerStatus] | None = None) -> FixerStatus:
-    """Wrap every target of ``fixer`` (all or none); ``states`` holds the fixers handled so far."""
+def _install(
+    fixer: Fixer,
+    selected_by: str = "",
+    states: dict[str, FixerStatus] | None = None,
+    proven: Mapping[str, str | None] | None = None,
+) -> FixerStatus:
+    """Wrap every target of ``fixer`` (all or none); ``states`` holds the fixers handled so far.
+
+    A lazy target whose module is not imported waits for it (``pending-import``); ``proven`` holds
+    the fingerprints the selection computed (a lazy target's from its source), checked again on the
+    code imported.
+    """
 
     def status(state: str, reason: str) -> FixerStatus:
         return FixerStatus(fixer.id, fixer.target, state, reason, fixer.summary, fixer.kind, selected_by)
@@ -213,35 +249,160 @@ def _install(fixer: Fixer, selected_by: str = "", states: dict[str, FixerStatus]
         return status("disabled", "listed in SIMPLE_JWT_PATCHES['DISABLE']")
     for needed in fixer.requires:
         got = (states or {}).get(needed)
-        if got is None or got.state != "applied":
+        if got is None or got.state not in ACTIVE:
             why = f"it is {got.state}" if got is not None else "it is not in this patch set"
             return status("skipped", f"requires {needed}, and {why}")
     resolved: list[tuple[Patch, Any, str, Any]] = []
+    later: list[tuple[Patch, str | None]] = []
     for patch in fixer.patches:
+        expected = (proven or {}).get(patch.path) if patch.lazy else None
+        if patch.lazy and patch.module not in sys.modules:
+            problem = _unfindable(patch, proven)
+            if problem:
+                return status("skipped", problem)
+            later.append((patch, expected))
+            continue
+        target = _resolve(fixer.id, patch, expected)
+        if isinstance(target, str):
+            return status("skipped", target)
+        resolved.append(target)
+    problem = _set_all(fixer.id, resolved)
+    if problem:
+        return status("failed", problem)
+    if later:
+        _pending[fixer.id] = _Pending(fixer, later)
+        return status("pending-import", _pending_reason(fixer, later))
+    return status("applied", "wrapped " + fixer.target)
+
+
+def _unfindable(patch: Patch, proven: Mapping[str, str | None] | None) -> str | None:
+    """Why the lazy ``patch`` can never be wrapped (its module or definition does not exist), else ``None``."""
+    if proven is not None and patch.path in proven:  # the selection read the module's source
+        missing = proven[patch.path] is None
+        return f"cannot resolve {patch.target}: not defined in the source of {patch.module}" if missing else None
+    try:
+        found = importlib.util.find_spec(patch.module) is not None
+    except Exception as exc:  # noqa: BLE001 - a missing parent package, a broken finder
+        return f"cannot resolve {patch.target}: {exc.__class__.__name__}: {exc}"
+    return None if found else f"cannot resolve {patch.target}: no module named {patch.module!r}"
+
+
+def _resolve(
+    fixer_id: str, patch: Patch, expected: str | None = None, module: ModuleType | None = None
+) -> tuple[Patch, Any, str, Any] | str:
+    """``(patch, owner, attribute, original)`` ready to wrap, or why not."""
+    try:
+        parent, attribute, original = wrapt.resolve_path(module or import_module(patch.module), patch.path)
+    except Exception as exc:  # noqa: BLE001 - any failure to find the target skips the fixer
+        return f"cannot resolve {patch.target}: {exc.__class__.__name__}: {exc}"
+    if _marks(original, fixer_id):
+        return f"{patch.target} is already wrapped by {fixer_id} (not wrapped twice)"
+    shape = patch.shape_error(original)
+    if shape:
+        return shape
+    if expected is not None:
         try:
-            module = import_module(patch.module)
-            parent, attribute, original = wrapt.resolve_path(module, patch.path)
-        except Exception as exc:  # noqa: BLE001 - any failure to find the target skips the fixer
-            return status("skipped", f"cannot resolve {patch.target}: {exc.__class__.__name__}: {exc}")
-        if _marks(original, fixer.id):
-            return status("skipped", f"{patch.target} is already wrapped by {fixer.id} (not wrapped twice)")
-        shape = patch.shape_error(original)
-        if shape:
-            return status("skipped", shape)
-        resolved.append((patch, parent, attribute, original))
+            actual = fingerprint_installed(original)
+        except Exception as exc:  # noqa: BLE001 - SourceUnavailable, or source that no longer parses
+            actual = f"unreadable: {exc}"
+        if actual != expected:
+            return f"{patch.path} is not the code proven from its source at apply() ({actual}, proven {expected})"
+    return patch, parent, attribute, original
+
+
+def _set_all(fixer_id: str, resolved: list[tuple[Patch, Any, str, Any]]) -> str | None:
+    """Install a wrapper on every resolved target and log the changes (all or none); why not, or ``None``."""
     done: list[Change] = []
     for patch, parent, attribute, original in resolved:
-        wrapper = _wrapper(fixer.id, patch, parent, attribute, original)
-        change = Change(fixer.id, parent, attribute, attribute in vars(parent), vars(parent).get(attribute), wrapper)
+        wrapper = _wrapper(fixer_id, patch, parent, attribute, original)
+        change = Change(fixer_id, parent, attribute, attribute in vars(parent), vars(parent).get(attribute), wrapper)
         try:
             setattr(parent, attribute, wrapper)
         except Exception as exc:  # noqa: BLE001 - e.g. a read-only or slotted owner
             for undone in reversed(done):
                 undone.undo()
-            return status("failed", f"cannot set {patch.target}: {exc.__class__.__name__}: {exc}")
+            return f"cannot set {patch.target}: {exc.__class__.__name__}: {exc}"
         done.append(change)
     _changes.extend(done)
-    return status("applied", "wrapped " + fixer.target)
+    return None
+
+
+def _pending_reason(fixer: Fixer, waiting: list[tuple[Patch, str | None]]) -> str:
+    later = [p.target for p, _ in waiting]
+    done = [t for t in fixer.targets if t not in later]
+    modules = " and ".join(sorted({p.module for p, _ in waiting}))
+    return (f"wrapped {', '.join(done)}; " if done else "") + (
+        f"wraps {', '.join(later)} when {modules} is first imported (not imported yet)"
+    )
+
+
+def _complete(module_name: str) -> None:
+    """Wrap the lazy patches waiting for ``module_name``, now imported (caller holds ``_lock``)."""
+    module = sys.modules.get(module_name)
+    if module is None:
+        return
+    for fixer_id, entry in list(_pending.items()):
+        group = [(p, fp) for p, fp in entry.waiting if p.module == module_name]
+        if not group:
+            continue
+        try:
+            resolved = [_resolve(fixer_id, p, fp, module) for p, fp in group]
+            problem = next((r for r in resolved if isinstance(r, str)), None)
+            problem = problem or _set_all(fixer_id, [r for r in resolved if not isinstance(r, str)])
+        except Exception as exc:  # noqa: BLE001 - never fail the import that runs this hook
+            problem = f"{exc.__class__.__name__}: {exc}"
+        previous = _fixer_states.get(fixer_id) or FixerStatus(
+            fixer_id, entry.fixer.target, "pending-import", "", entry.fixer.summary, entry.fixer.kind
+        )
+        if problem:
+            del _pending[fixer_id]
+            kept = [t for t in entry.fixer.targets if t not in {p.target for p, _ in entry.waiting}]
+            stays = f"; {', '.join(kept)} stay wrapped" if kept else ""
+            state = replace(previous, state="failed", reason=f"when {module_name} was imported: {problem}{stays}")
+            logger.warning("simplejwt_patches: fixer %s failed: %s", fixer_id, state.reason)
+        else:
+            entry.waiting = [w for w in entry.waiting if w[0].module != module_name]
+            if entry.waiting:
+                state = replace(previous, reason=_pending_reason(entry.fixer, entry.waiting))
+            else:
+                del _pending[fixer_id]
+                state = replace(previous, state="applied", reason="wrapped " + entry.fixer.target)
+            logger.debug("simplejwt_patches: fixer %s wrapped %s as it was imported", fixer_id, module_name)
+        _fixer_states[fixer_id] = state
+
+
+def _complete_imported() -> None:
+    """Wrap what waits for modules imported meanwhile (e.g. by another fixer's eager target)."""
+    for name in sorted({p.module for entry in _pending.values() for p, _ in entry.waiting}):
+        if name in sys.modules:
+            _complete(name)
+
+
+def _on_import(module: ModuleType) -> None:
+    """wrapt's post-import hook: wrap what waits for ``module``; a no-op once ``revert()`` ran. Never raises
+    (an exception here would fail the import)."""
+    name = getattr(module, "__name__", "")
+    try:
+        import_module(name)  # if another thread is still executing the module, wait for it (no-op in that thread)
+        with _lock:
+            _watched.discard(name)  # wrapt ran this hook once and dropped it
+            _complete(name)
+    except Exception:  # pragma: no cover - _complete catches what it can; this is the last net
+        logger.exception("simplejwt_patches: wrapping the targets in %s failed", name)
+
+
+def _unwatched() -> list[str]:
+    """Modules something waits for that have no hook of ours yet, marked as hooked (caller holds ``_lock``)."""
+    names = sorted({p.module for entry in _pending.values() for p, _ in entry.waiting} - _watched)
+    _watched.update(names)
+    return names
+
+
+def _watch(names: Iterable[str]) -> None:
+    """Register the post-import hook for each module, outside ``_lock`` (older wrapt runs hooks under its own
+    lock; a hook waiting for ours while we wait for wrapt's would deadlock). An imported module's runs now."""
+    for name in names:
+        wrapt.register_post_import_hook(_on_import, name)
 
 
 def _ours(parent: Any, attribute: str, obj: Any) -> bool:
@@ -285,6 +446,7 @@ def apply() -> Status:
         if _applied:
             return status()
         chosen = select(simplejwt_version(), get_options().unknown_version)
+        proven = None if chosen.source_unavailable else chosen.fingerprints
         pin, reason = chosen.pin, chosen.reason
         _selection, _last_selection = (pin, reason), chosen
         _fixer_states.clear()
@@ -298,8 +460,9 @@ def apply() -> Status:
                     by = by_id[fx.id].selected_by
                     state = FixerStatus(fx.id, fx.target, "skipped", skip, fx.summary, fx.kind, by)
                 else:
-                    state = _install(fx, by_id[fx.id].selected_by, _fixer_states)
+                    state = _install(fx, by_id[fx.id].selected_by, _fixer_states, proven)
                 _fixer_states[fx.id] = state
+                _complete_imported()
                 if state.state in ("skipped", "failed"):
                     logger.warning("simplejwt_patches: fixer %s %s: %s", fx.id, state.state, state.reason)
                 else:
@@ -308,7 +471,9 @@ def apply() -> Status:
 
             adopt_existing_clients()
         _applied = True
-        return status()
+        watch = _unwatched()
+    _watch(watch)
+    return status()
 
 
 def revert() -> Status:
@@ -330,6 +495,7 @@ def revert() -> Status:
                     change.fixer_id,
                 )
         _fixer_states.clear()
+        _pending.clear()  # a later import of their modules wraps nothing (wrapt's hooks cannot be unregistered)
         _applied = False
         _selection = (None, "reverted")
         return status()

@@ -11,6 +11,14 @@ upstream callable it wraps) plus the facts needed to apply it safely:
 * ``requires``: the fixers it cannot work without. A fixer may only require fixers at least as
   critical as itself (a security fix never rides on a diagnostics one); the catalogue refuses
   anything else when it is built.
+* ``lazy`` (per patch): when the target's module is not imported yet at ``apply()``, wrap it when
+  that module is first imported (a wrapt post-import hook) instead of importing it. Only for an
+  attribute upstream looks up at call time (a method found on its class by ``self.method(...)``):
+  the hook runs right after the module's own code, so only an object the module (or a module it
+  imports circularly) captured while executing (``handlers = {"x": Owner.method}``) would keep the
+  original. Everything else stays
+  eager (the default): the module is imported and the target wrapped inside ``apply()``. All
+  patches on one target must agree (:meth:`Registry.validate`).
 
 The registry refuses a fixer without a docstring (it says *why* the patch exists and which
 upstream release fixed or broke what) and refuses duplicate ids. The fixers themselves are
@@ -62,6 +70,7 @@ class Patch:
     path: str  # dotted attribute path inside it, e.g. "Token.__init__"
     params: tuple[str, ...]  # leading parameter names the upstream callable must have
     wrapper: WrapperFunc
+    lazy: bool = False  # wrap when ``module`` is first imported, if it is not imported at apply()
 
     @property
     def target(self) -> str:
@@ -143,7 +152,15 @@ class Registry:
         self._fixers[fixer_id] = replace(fx, patches=(*fx.patches, patch))
 
     def validate(self) -> None:
-        """Every requirement exists and is at least as critical as the fixer requiring it."""
+        """Every requirement exists and is at least as critical as the fixer requiring it; the
+        patches on one target are all lazy or all eager (chained in registration order either way)."""
+        lazy: dict[str, tuple[bool, str]] = {}
+        for fx in self._fixers.values():
+            for patch in fx.patches:
+                first = lazy.setdefault(patch.target, (patch.lazy, fx.id))
+                if first[0] != patch.lazy:
+                    pair = f"{first[1]!r} and {fx.id!r}"
+                    raise ValueError(f"{patch.target} is wrapped lazily by one of {pair} and eagerly by the other")
         for fx in self._fixers.values():
             for needed in fx.requires:
                 if needed not in self._fixers:
@@ -197,11 +214,12 @@ def fixer(
     simplejwt: str,
     kind: Kind,
     requires: tuple[str, ...] = (),
+    lazy: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
     """Declare the decorated wrapt wrapper as fixer ``fixer_id``, patching ``module:Owner.attr``.
 
-    The wrapper's docstring is the fixer's documentation (required).
+    The wrapper's docstring is the fixer's documentation (required). ``lazy``: see :class:`Patch`.
     """
     module, _, path = target.partition(":")
 
@@ -211,7 +229,7 @@ def fixer(
                 id=fixer_id,
                 kind=kind,
                 simplejwt=SpecifierSet(simplejwt),
-                patches=(Patch(module, path, params, func),),
+                patches=(Patch(module, path, params, func, lazy),),
                 requires=requires,
                 doc=inspect.getdoc(func) or "",
             )
@@ -221,12 +239,17 @@ def fixer(
     return decorate
 
 
-def also(fixer_id: str, *, target: str, params: tuple[str, ...], registry: Registry | None = None) -> Callable[[F], F]:
-    """Add the decorated wrapper to fixer ``fixer_id`` as one more patch (applied and reverted with it)."""
+def also(
+    fixer_id: str, *, target: str, params: tuple[str, ...], lazy: bool = False, registry: Registry | None = None
+) -> Callable[[F], F]:
+    """Add the decorated wrapper to fixer ``fixer_id`` as one more patch (applied and reverted with it).
+
+    ``lazy``: see :class:`Patch`.
+    """
     module, _, path = target.partition(":")
 
     def decorate(func: F) -> F:
-        (registry if registry is not None else _DECLARED).add_patch(fixer_id, Patch(module, path, params, func))
+        (registry if registry is not None else _DECLARED).add_patch(fixer_id, Patch(module, path, params, func, lazy))
         return func
 
     return decorate

@@ -16,20 +16,26 @@ the code under it was edited. The fingerprints of the SimpleJWT callables a fixe
   as the version rule would;
 * source not readable (bytecode-only install): fall back to the version rule and say so (W032).
 
+A lazy target (:class:`~simplejwt_patches.registry.Patch`) whose module is not imported yet is
+fingerprinted from its source file (:func:`~simplejwt_patches.fingerprints.fingerprint_unimported`):
+the verdict is the same as if it had been imported, and the patcher checks, when the module is
+imported, that the code there is the code proven here (:attr:`Selection.fingerprints`).
+
 PyJWT targets are not SimpleJWT code and stay gated on capabilities; a fixer with only PyJWT
 targets follows the patch set of the release its SimpleJWT peers were proven on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from importlib import import_module
 
 import wrapt
 from packaging.version import Version
 
 from .catalog import REGISTRY
-from .fingerprints import SourceUnavailable, fingerprint_installed, simplejwt_qualnames
+from .fingerprints import SourceUnavailable, fingerprint_installed, fingerprint_unimported, simplejwt_qualnames
 from .pins import PINS, Pin, find_pin, latest_pin
 from .proven import PROVEN
 from .registry import Fixer
@@ -68,6 +74,8 @@ class Selection:
     choices: tuple[Choice, ...]
     changed: tuple[Changed, ...] = ()
     source_unavailable: str | None = None  # W032: why fingerprints could not be computed
+    #: The installed fingerprint of each SimpleJWT target judged ("Owner.attr" -> value; ``None``: not found).
+    fingerprints: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False)
 
 
 def sj_targets(fx: Fixer) -> tuple[str, ...]:
@@ -81,6 +89,9 @@ def _installed(fixers: list[Fixer]) -> dict[str, str | None]:
     for fx in fixers:
         for patch in fx.patches:
             if patch.path in out or patch.path not in sj_targets(fx):
+                continue
+            if patch.lazy and patch.module not in sys.modules:  # proven from its source, not imported
+                out[patch.path] = fingerprint_unimported(patch.module, patch.path)
                 continue
             try:
                 _, _, original = wrapt.resolve_path(import_module(patch.module), patch.path)
@@ -111,7 +122,7 @@ def _pinned(pin: Pin, fixers: list[Fixer]) -> Selection:
             choices.append(Choice(fx, reason, changed[-1].reason))
         else:
             choices.append(Choice(fx, reason))
-    return Selection(pin, reason, tuple(choices), tuple(changed))
+    return Selection(pin, reason, tuple(choices), tuple(changed), fingerprints=installed)
 
 
 def _proven(version: Version) -> Selection:
@@ -150,7 +161,7 @@ def _proven(version: Version) -> Selection:
         f"SimpleJWT {version} is not pinned; proven by fingerprint of release {', '.join(releases) or 'none'}"
         f" (UNKNOWN_VERSION='proven')"
     )
-    return Selection(reference, reason, tuple(choices), tuple(changed))
+    return Selection(reference, reason, tuple(choices), tuple(changed), fingerprints=installed)
 
 
 def select(version: Version | None, policy: str) -> Selection:

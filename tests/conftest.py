@@ -78,6 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
     conf["SIMPLE_JWT_PATCHES"] = {**conf["SIMPLE_JWT_PATCHES"], "JWKS_TIMEOUT": 2}
     settings.configure(**conf)
     django.setup()
+    # apply() (in ready()) leaves SimpleJWT's serializers to a post-import hook; a project imports them
+    # with its URLconf, at its first request. Import them now, so every test starts from the same state
+    # whichever runs first (the import orders themselves: tests/test_lazy_targets.py, in fresh processes).
+    import rest_framework_simplejwt.serializers  # noqa: F401
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
