@@ -32,14 +32,39 @@ from typing import Any
 
 from .refetch import elapsed
 
-__all__ = ["MARGIN", "MAX_PENDING", "Deadline", "request_deadline", "resolve", "time_left"]
+__all__ = [
+    "MARGIN",
+    "MAX_PENDING",
+    "MIN_FETCH",
+    "Deadline",
+    "NotSent",
+    "fetch_time_left",
+    "request_deadline",
+    "resolve",
+    "time_left",
+]
 
 #: Seconds a fetch may overrun ``JWKS_TIMEOUT`` (thread hand-offs and the timer firing; measured < 20 ms).
 MARGIN = 0.25
 #: Name resolutions in flight at once (each an abandoned thread until the resolver gives up).
 MAX_PENDING = 16
 
+#: Seconds a demand refetch needs left of the request's deadline to be worth its budget (a quarter of
+#: ``JWKS_TIMEOUT`` when that is shorter): less, and the budget is kept for a request that can use it.
+MIN_FETCH = 0.1
+
 AddrInfo = tuple[Any, Any, int, str, Any]
+
+
+class NotSent(TimeoutError):
+    """A fetch the request's deadline ended before it was sent: no outcome of the IdP's, so a key source
+    does not remember it as a failed attempt (which would refuse retries for a cooldown)."""
+
+
+def fetch_time_left(timeout: float, deadline: float) -> bool:
+    """Whether a fetch ending at ``deadline`` (:func:`~simplejwt_patches.refetch.elapsed` clock) still has
+    :data:`MIN_FETCH` (or a quarter of ``timeout``) to run in."""
+    return deadline - elapsed() >= min(MIN_FETCH, timeout / 4)
 
 
 class _Resolution:

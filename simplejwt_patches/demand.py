@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .conf import Options
+from .deadline import fetch_time_left
 from .fleet import Fleet
 from .keyset import KeySet
 from .refetch import DemandBudget
@@ -48,6 +49,8 @@ class DemandRefetch:
                 return keyset  # the refresh this request waited for has it
             if refresher.memory.blocked(now[0], cooldown):
                 return None
+            if not fetch_time_left(options.timeout, deadline):
+                raise refresh_timed_out(options)  # no time left to fetch in: the budget stays unspent
             if not self.budget.take(now[0], cooldown):
                 return None  # spent by a fetch this process made (or waited for) less than a cooldown ago
             if options.shared_cache and self._fleet.take_budget(options) is False:

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 
 from .conf import Options
+from .deadline import NotSent
+from .diagnostics import causes
 from .keyset import KeySet
 from .refetch import FailureMemory, elapsed
 from .refusals import refresh_timed_out, tried_recently
@@ -71,7 +73,8 @@ class Refresher:
         try:
             keyset = self._fetch(options, now, self.keyset, demand)
         except Exception as exc:
-            self.memory.record(now[0], exc)
+            if not any(isinstance(e, NotSent) for e in causes(exc)):
+                self.memory.record(now[0], exc)  # never sent: not the IdP's outcome, the next request may try
             self._publish(self.keyset)
             stale = self._fallback(options, now, exc) if self.keyset is None else None
             if stale is None:

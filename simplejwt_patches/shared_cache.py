@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from .cache_store import RawStore, raw_store, refusal
 from .conf import Options, get_options
+from .deadline import time_left
 from .diagnostics import causes, describe, safe_url
 from .failures import JWKSFailure, find_failure
 from .shared_marks import open_mark, seal_mark, secret_keys
@@ -300,7 +301,8 @@ class SharedCache(_Coordination):
         set (not sealed, taken too long ago, no expiry or a longer one) is broken. A wait that ends
         without a set raises with :class:`JWKSSharedWaitFailed` in the chain (see :func:`own_fetch_failed`).
         """
-        deadline = time.monotonic() + options.timeout
+        left = time_left()  # the request's own deadline, when it already spent part of JWKS_TIMEOUT
+        deadline = time.monotonic() + (options.timeout if left is None else min(options.timeout, left))
         entry = self.get(url)
         if entry is not None and adoptable(entry, seen, wall, options):
             return adopt(entry)

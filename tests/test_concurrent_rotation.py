@@ -311,6 +311,11 @@ POLICY = {
         "test_concurrent_rotation::test_random_kids_cannot_keep_a_rotated_key_out_past_one_cooldown",
         "test_resilience::test_unknown_kids_fetch_at_most_once_per_cooldown",
     ],
+    "A request with less than 0.1 s": [
+        "test_keysource_parts::test_a_demand_refetch_with_no_time_left_spends_no_budget",
+        "test_keysource_parts::test_a_demand_refetch_with_no_time_left_leaves_the_fleets_budget",
+        "test_keysource_parts::test_a_fetch_the_deadline_ended_before_it_was_sent_is_not_a_failed_attempt",
+    ],
     "Any failed fetch": [
         "test_rotation::test_a_failed_demand_refetch_names_the_403",
         "test_rotation::test_failed_fetches_still_wait_for_the_cooldown",

@@ -303,3 +303,49 @@ def test_demand_refetch_takes_the_fleets_newer_set_before_any_budget(idp, redis)
         assert b(opts, later, lambda ks: kid in ks.keys, elapsed() + 1) is b_set.keyset  # the fleet's set
         assert kid in b_set.keyset.keys and len(idp.jwks_requests()) == 2
         assert b.budget.take(later[0], 30)  # b's own budget was never spent
+
+
+# -- a request with no time left to fetch in (review of the cold path) ----------------------------
+
+
+def test_a_demand_refetch_with_no_time_left_spends_no_budget(idp):
+    """A request whose deadline is (almost) over took the budget and then sent nothing: the rotated kid
+    was kept out for a whole cooldown although the IdP was asked nothing."""
+    demand, refresher, _client = demand_for(client_of(idp))
+    opts = options(JWKS_REFETCH_COOLDOWN=30, JWKS_TIMEOUT=1)
+    refresher.attempt(opts, at(0))
+    kid = idp.rotate()
+    with pytest.raises(jwt.PyJWKClientError) as raised:
+        demand(opts, at(1), lambda ks: kid in ks.keys, elapsed() + 0.01)
+    assert find_in_chain(raised.value, JWKSFailure).kind == "timeout"
+    assert len(idp.jwks_requests()) == 1 and refresher.memory.ok
+    assert demand(opts, at(1), lambda ks: kid in ks.keys, elapsed() + 1) is refresher.keyset  # the budget was kept
+    assert kid in refresher.keyset.keys and len(idp.jwks_requests()) == 2
+
+
+def test_a_demand_refetch_with_no_time_left_leaves_the_fleets_budget(idp, redis):
+    with shared(redis, JWKS_REFETCH_COOLDOWN=30, JWKS_TIMEOUT=1):
+        opts, now = get_options(), now_wall()
+        a, a_set, _a = demand_for(client_of(idp))
+        b, b_set, _b = demand_for(client_of(idp))
+        a_set.attempt(opts, now)
+        b_set.attempt(opts, now)
+        kid, later = idp.rotate(), (1.0, now[1] + 1)
+        with pytest.raises(jwt.PyJWKClientError):
+            a(opts, later, lambda ks: kid in ks.keys, elapsed() + 0.01)
+        assert b(opts, later, lambda ks: kid in ks.keys, elapsed() + 1) is b_set.keyset  # the fleet's one refetch
+        assert kid in b_set.keyset.keys and len(idp.jwks_requests()) == 2
+
+
+def test_a_fetch_the_deadline_ended_before_it_was_sent_is_not_a_failed_attempt(idp):
+    """A NotSent fetch is no outcome of the IdP's: remembering it refused every retry for a cooldown."""
+    from simplejwt_patches.deadline import NotSent, request_deadline
+    from simplejwt_patches.diagnostics import causes
+
+    _demand, refresher, _client = demand_for(client_of(idp))
+    opts = options(JWKS_REFETCH_COOLDOWN=30)
+    with request_deadline(0.0), pytest.raises(Exception) as raised:
+        refresher.attempt(opts, at(0))
+    assert any(isinstance(e, NotSent) for e in causes(raised.value)) and idp.jwks_requests() == []
+    assert refresher.memory.ok and not refresher.memory.blocked(1.0, 30)
+    assert refresher.attempt(opts, at(1)).keys and len(idp.jwks_requests()) == 1  # tried again at once
