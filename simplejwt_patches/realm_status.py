@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .conf import Options, get_options
@@ -76,9 +76,11 @@ FIELDS: dict[str, str] = {
     "`SIMPLE_JWT` (the `SIMPLE_JWT['ISSUER']` entry: `SIMPLE_JWT['JWK_URL']`) or `VERIFYING_KEY`",
     "jwk_url": "the key set URL in use (configured, or discovered; `None` before discovery succeeded), "
     "credentials, query and fragment dropped",
-    "state": "`unused` (no token of it yet), `ok` (a fresh set), `stale` (an expired set served, within "
-    "`JWKS_STALE_IF_ERROR`, while refreshing fails or runs), `expired` (past that: its tokens are rejected "
-    "until a refetch succeeds), `failing` (no set: its tokens are rejected; see `last_fetch` and `discovery`)",
+    "state": "`unused` (no token of it yet), `ok` (a fresh set), `idle` (an expired set whose last fetch "
+    "succeeded: no token since, the next one refreshes it), `stale` (an expired set served, within "
+    "`JWKS_STALE_IF_ERROR`, because refreshing it failed), `expired` (past that, refreshing still failing: its "
+    "tokens are rejected until a refetch succeeds), `failing` (no set: its tokens are rejected; see "
+    "`last_fetch` and `discovery`)",
     "serving_stale": "whether the key set served is past its expiry (`state == 'stale'`)",
     "discovery": "`None` with a `JWK_URL`; else its document: `url`, `jwks_uri`, `fresh`, `failure` and "
     "`failure_kind` of the last attempt (`None` after a success), `fetched_ago_s`, `failed_ago_s`",
@@ -121,6 +123,8 @@ def _realm(issuer: str, realm: Any, base: Any, options: Options) -> RealmStatus:
     managed = state_of(client) if client is not None else None
     source = managed.source if managed is not None else None
     doc: DiscoveryState | None = realm.discovery.state() if realm.discovery is not None else None
+    if doc is not None and doc.failure is not None:
+        doc = replace(doc, failure=_printable(doc.failure))  # an IdP's reason phrase may carry CR/LF, escapes
     if realm.entry is not None:
         keys_from = realm.entry.keys_from[0]
     else:
@@ -160,6 +164,8 @@ def _state(keyset: Any, now: float, options: Options, last: FetchOutcome | None,
     if keyset is not None:
         if now < keyset.expires_mono:
             return "ok"
+        if last is None or last.ok:
+            return "idle"  # nothing failed: the next token refreshes it (in the background, or at once)
         return "stale" if now < keyset.expires_mono + options.stale_if_error else "expired"
     if (last is not None and not last.ok) or (doc is not None and doc.failure is not None):
         return "failing"

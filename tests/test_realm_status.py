@@ -33,6 +33,17 @@ def by_issuer() -> dict[str, RealmStatus]:
     return {r.issuer: r for r in simplejwt_patches.status().realms}
 
 
+def strings(value: Any) -> list[str]:
+    """Every string in ``value`` (keys and values, nested)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in strings(k) + strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
 def sig_kids(idp: Any) -> int:
     return sum(1 for k in idp.jwks()["keys"] if k.get("use") == "sig")
 
@@ -79,7 +90,7 @@ def test_each_realms_state_after_tokens_through_drf(realms, api, idp):
     assert (doc.jwks_uri, doc.fresh, doc.failure, doc.failure_kind) == (a.jwks_url, True, None, None)
     assert 0 <= doc.fetched_ago_s < 5 and doc.failed_ago_s is None
     assert after[idp.issuer].state == "unused"  # the session IdP's key source was not asked
-    data = {"realms": json.loads(json.dumps(status.as_dict()["realms"]))}  # strict JSON
+    data = {"realms": json.loads(json.dumps(status.as_dict()["realms"], allow_nan=False))}  # strict JSON
     assert [r["issuer"] for r in data["realms"]] == [a.issuer, b.issuer, idp.issuer]
     assert data["realms"][0]["discovery"]["jwks_uri"] == a.jwks_url and data["realms"][1]["key_set"]["kids"] >= 1
     assert_nothing_secret(status)
@@ -157,7 +168,7 @@ def test_hostile_realm_names_and_urls_never_leak(realms, api, idp, fresh_backend
     assert session.jwk_url == idp.jwks_url and session.state == "failing"
     assert session.last_fetch.failure.startswith("config: ") and "E031" in session.last_fetch.failure
     assert all(r.issuer.isprintable() for r in status.realms)
-    assert "\r" not in json.dumps(status.as_dict()["realms"], ensure_ascii=False)
+    assert all(text.isprintable() for text in strings(status.as_dict()["realms"]))  # no raw control character
     assert_nothing_secret(status)
     assert idp.jwks_requests() == [] and a.jwks_requests() == []  # neither URL with credentials was fetched
 
@@ -183,3 +194,48 @@ def test_the_fields_table_in_the_docs_is_generated_and_the_example_runs(realms, 
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith(f"{realms.b.issuer} ok {realms.b.jwks_url} FetchOutcome(ok=True")
     assert lines[0].startswith(f"{realms.a.issuer} unused None None")
+
+
+def test_an_idle_realm_is_idle_not_stale_and_its_next_token_is_200(realms, api):
+    """An expired set whose last fetch succeeded (no token since) was shown as ``stale``, then ``expired``
+    ("its tokens are rejected") although the next token refreshes it and is accepted."""
+    b = realms.b
+    options = realms.patches(JWKS_CACHE_LIFESPAN=300, JWKS_STALE_IF_ERROR=600, JWKS_REFRESH_AHEAD=0)
+    with override_settings(SIMPLE_JWT_PATCHES=options), freeze_time() as clock:
+        assert api(b.mint()).status_code == 200
+        for seconds in (301, 700):  # past the expiry, then past JWKS_STALE_IF_ERROR too
+            clock.tick(seconds)
+            idle = by_issuer()[b.issuer]
+            assert (idle.state, idle.serving_stale) == ("idle", False) and idle.last_fetch.ok is True
+        assert api(b.mint()).status_code == 200
+        assert source_of(b.issuer).wait_idle() and by_issuer()[b.issuer].state == "ok"
+
+
+def test_an_idps_reason_phrase_in_a_discovery_failure_is_escaped(realms, api):
+    """urllib keeps an HTTP reason phrase as sent: CR, ESC and NUL reached ``discovery.failure`` as is."""
+    import http.server
+    import threading
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500, "Oops\rINJECTED \x1b[31mred\x00" + "x" * 5000)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        issuer = f"http://127.0.0.1:{server.server_port}/realms/hostile"
+        settings = {**realms.patches(), "ISSUERS": {**realms.issuers(), issuer: {"AUDIENCE": "b-api"}}}
+        with override_settings(SIMPLE_JWT_PATCHES=settings):
+            assert api(realms.b.mint({"iss": issuer})).status_code in (401, 503)
+            failure = by_issuer()[issuer].discovery.failure
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failure is not None and "INJECTED" in failure
+    assert failure.isprintable() and len(failure) <= 500
+    assert all(text.isprintable() for text in strings(simplejwt_patches.status().as_dict()["realms"]))
