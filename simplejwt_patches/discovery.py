@@ -67,7 +67,11 @@ class Discovery:
     """The discovery document of one issuer (see the module docstring for the policy)."""
 
     def __init__(
-        self, issuer: str, url: str, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] | None = None
+        self,
+        issuer: str,
+        url: str,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self.issuer = issuer
         self.url = url

@@ -99,7 +99,8 @@ class FleetDocument:
         assert options.shared_cache
         document = document.with_generation(max(self._generation, document.generation) + 1)
         self._generation = document.generation
-        SharedDocuments(options.shared_cache).put(self.url, document, document.expires_wall - wall + options.stale_if_error)
+        ttl = document.expires_wall - wall + options.stale_if_error
+        SharedDocuments(options.shared_cache).put(self.url, document, ttl)
         return document
 
     def _document(self, store: SharedDocuments, entry: dict[str, Any]) -> Document | None:

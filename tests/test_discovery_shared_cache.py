@@ -231,7 +231,8 @@ def test_a_sealed_document_downgrading_https_to_http_is_never_adopted(tls_realm,
     get_user_model().objects.get_or_create(username=idp.subject)
     evil = FakeKeycloak(realm="tls").start()  # plain http, the same realm path
     try:
-        evil.frontend, evil.audience, evil.subject = idp.base_url, idp.audience, idp.subject  # mints tokens with the https realm's iss
+        # it mints tokens with the https realm's iss, audience and subject
+        evil.frontend, evil.audience, evil.subject = idp.base_url, idp.audience, idp.subject
         evil.rotate(keep_old=False)
         patches = _patches({idp.issuer: {}}, JWKS_CA_BUNDLE=str(pem), AUTHORIZED_PARTIES=["acme-web"])
         SharedCache._rejected.clear()
