@@ -26,6 +26,7 @@ request's fetch of the document and the fetch itself get only what is left of it
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import threading
@@ -45,7 +46,7 @@ from .issuer_settings import shown_issuer, url_problem
 from .schema import _shown
 from .transport import cache_lifetime, http_get, parse_key_set
 
-__all__ = ["Discovery", "DiscoveryState"]
+__all__ = ["Discovery", "DiscoveryState", "checked_jwks_uri"]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
@@ -78,7 +79,7 @@ class Discovery:
         self._clock = clock
         self._wall = wall or (lambda: time.time())  # looked up per call: a frozen clock in tests applies
         self._doc: Document | None = None  # the last good document (fetched here or the fleet's)
-        self._fleet = FleetDocument(url, self._checked)
+        self._fleet = FleetDocument(url, functools.partial(checked_jwks_uri, issuer, url))
         self._lock = threading.Lock()
         self._jwks_uri: str | None = None
         self._expires = 0.0
@@ -164,17 +165,10 @@ class Discovery:
             if fleet is not None:  # started (or restarted) during an outage: the fleet's last good document
                 self._keep(fleet, options, stale=True)
             serving = self._jwks_uri is not None and now < self._stale_until
-            logger.warning(
-                "discovery document of issuer %s at %s failed: %s; %s",
-                shown_issuer(self.issuer),
-                shown,
-                failure.detail,
-                "serving the shared cache's last good jwks_uri (stale)"
-                if fleet is not None and serving
-                else "serving the last known jwks_uri (stale)"
-                if serving
-                else "tokens from this issuer are rejected",
-            )
+            source = "the shared cache's last good" if fleet is not None else "the last known"
+            logger.warning("discovery document of issuer %s at %s failed: %s; %s", shown_issuer(self.issuer), shown,
+                           failure.detail, f"serving {source} jwks_uri (stale)" if serving else
+                           "tokens from this issuer are rejected")  # fmt: skip
             return self._serve_stale(now)
         generation = self._doc.generation if self._doc is not None else 0
         document = Document(self.issuer, jwks_uri, self._wall(), lifetime, generation)
@@ -217,33 +211,34 @@ class Discovery:
             raise failure_from(exc, exc.code) from exc
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise failure_from(exc, status) from exc
-        return (self._checked(document, status), *cache_lifetime(raw.cache_control, options))
+        return (checked_jwks_uri(self.issuer, self.url, document, status), *cache_lifetime(raw.cache_control, options))
 
-    def _checked(self, document: dict[str, Any], status: int | None = None) -> str:
-        """The ``jwks_uri`` of ``document`` under the rules (exact issuer, http(s), no downgrade), else
-        a ``discovery_issuer`` or ``jwks_uri`` failure: fetched documents and the fleet's alike."""
-        named = document.get("issuer")
-        if named != self.issuer:
-            raise JWKSFailure(
-                "discovery_issuer",
-                f"the discovery document at {safe_url(self.url)} names issuer {_shown(named)}, not the configured "
-                f"{shown_issuer(self.issuer)}: tokens from this issuer are rejected",
-                status=status,
-            )
-        jwks_uri = document.get("jwks_uri")
-        why = url_problem(jwks_uri)
-        if not why and isinstance(jwks_uri, str) and _downgrades(self.url, jwks_uri):
-            why = (
-                f"is plain http ({safe_url(jwks_uri)}) although the document came over https: the keys could be "
-                "replaced in transit"
-            )
-        if why or not isinstance(jwks_uri, str):
-            raise JWKSFailure(
-                "jwks_uri",
-                f"the discovery document at {safe_url(self.url)}: jwks_uri {why}",
-                status=status,
-            )
-        return jwks_uri
+
+def checked_jwks_uri(issuer: str, url: str, document: dict[str, Any], status: int | None = None) -> str:
+    """The ``jwks_uri`` of the document from ``url`` under the rules (exactly ``issuer``, http(s), no
+    downgrade), else a ``discovery_issuer`` or ``jwks_uri`` failure: fetched documents and the fleet's alike."""
+    named = document.get("issuer")
+    if named != issuer:
+        raise JWKSFailure(
+            "discovery_issuer",
+            f"the discovery document at {safe_url(url)} names issuer {_shown(named)}, not the configured "
+            f"{shown_issuer(issuer)}: tokens from this issuer are rejected",
+            status=status,
+        )
+    jwks_uri = document.get("jwks_uri")
+    why = url_problem(jwks_uri)
+    if not why and isinstance(jwks_uri, str) and _downgrades(url, jwks_uri):
+        why = (
+            f"is plain http ({safe_url(jwks_uri)}) although the document came over https: the keys could be "
+            "replaced in transit"
+        )
+    if why or not isinstance(jwks_uri, str):
+        raise JWKSFailure(
+            "jwks_uri",
+            f"the discovery document at {safe_url(url)}: jwks_uri {why}",
+            status=status,
+        )
+    return jwks_uri
 
 
 def _downgrades(document_url: str, jwks_uri: str) -> bool:
