@@ -10,6 +10,8 @@ during an outage: only after this process's own fetch failed, never after a wait
 lock). ``SET NX PX`` is the cross-process lock (it lapses after ``JWKS_TIMEOUT``) and the fleet's
 demand-refetch budget; their values are sealed too (:mod:`.shared_marks`), and one no live holder
 could have set is broken. A broken or refused cache means "work alone" (logged once).
+An ``ISSUERS`` realm's discovery document goes through the same store, seal and age bounds under a
+key and a seal of its own (:class:`SharedDocuments`, :mod:`.discovery_fleet`).
 """
 
 from __future__ import annotations
