@@ -13,6 +13,12 @@ expiry one caller refreshes while the others keep the known ``jwks_uri``; a fail
 serving it for ``JWKS_STALE_IF_ERROR`` seconds past expiry, and no attempt follows a failure
 within ``JWKS_REFETCH_COOLDOWN``. Only the ``issuer`` and ``jwks_uri`` members are kept.
 
+With ``JWKS_SHARED_CACHE`` the document is the fleet's too (:mod:`simplejwt_patches.discovery_fleet`):
+a fetched document is published sealed like a key set, a fresh published one is used instead of a
+fetch, and a process whose own fetch failed (started during an outage) serves the fleet's last good
+document within the key set's stale bound -- each adoption held to the issuer and ``jwks_uri`` rules
+above again.
+
 Within a request (:func:`~simplejwt_patches.deadline.request_deadline`, set by the issuer-selection
 fixer) the document and the key set it leads to share one ``JWKS_TIMEOUT``: waiting for another
 request's fetch of the document and the fetch itself get only what is left of it.
@@ -20,6 +26,7 @@ request's fetch of the document and the fetch itself get only what is left of it
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import threading
@@ -27,17 +34,19 @@ import time
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from .conf import Options
 from .deadline import time_left
 from .diagnostics import safe_url
+from .discovery_fleet import Document, FleetDocument
 from .failures import JWKSFailure, failure_from
 from .issuer_settings import shown_issuer, url_problem
 from .schema import _shown
 from .transport import cache_lifetime, http_get, parse_key_set
 
-__all__ = ["Discovery", "DiscoveryState"]
+__all__ = ["Discovery", "DiscoveryState", "checked_jwks_uri"]
 
 logger = logging.getLogger("simplejwt_patches.jwks")
 
@@ -58,10 +67,19 @@ class DiscoveryState:
 class Discovery:
     """The discovery document of one issuer (see the module docstring for the policy)."""
 
-    def __init__(self, issuer: str, url: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        url: str,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] | None = None,
+    ) -> None:
         self.issuer = issuer
         self.url = url
         self._clock = clock
+        self._wall = wall or (lambda: time.time())  # looked up per call: a frozen clock in tests applies
+        self._doc: Document | None = None  # the last good document (fetched here or the fleet's)
+        self._fleet = FleetDocument(url, functools.partial(checked_jwks_uri, issuer, url))
         self._lock = threading.Lock()
         self._jwks_uri: str | None = None
         self._expires = 0.0
@@ -131,25 +149,32 @@ class Discovery:
         raise again from failure.__cause__
 
     def _refresh(self, options: Options) -> str:
-        shown = safe_url(self.url)
+        shown, shared = safe_url(self.url), options.shared_cache
+        if shared:  # a fresh document another process published: no request to the IdP
+            adopted = self._fleet.fresh(options, self._doc, self._wall())
+            if adopted is not None:
+                logger.debug("discovery document of issuer %s taken from the shared cache: jwks_uri=%s",
+                             shown_issuer(self.issuer), safe_url(adopted.jwks_uri))  # fmt: skip
+                return self._keep(adopted, options)
         try:
-            jwks_uri, lifetime = self._fetch(options)
+            jwks_uri, lifetime, storable = self._fetch(options)
         except JWKSFailure as failure:
             now = self._clock()
             self._failed_at, self._failure = now, failure
+            fleet = self._fleet.stale(options, self._doc, self._wall()) if shared else None
+            if fleet is not None:  # started (or restarted) during an outage: the fleet's last good document
+                self._keep(fleet, options, stale=True)
             serving = self._jwks_uri is not None and now < self._stale_until
-            logger.warning(
-                "discovery document of issuer %s at %s failed: %s; %s",
-                shown_issuer(self.issuer),
-                shown,
-                failure.detail,
-                "serving the last known jwks_uri (stale)" if serving else "tokens from this issuer are rejected",
-            )
+            source = "the shared cache's last good" if fleet is not None else "the last known"
+            logger.warning("discovery document of issuer %s at %s failed: %s; %s", shown_issuer(self.issuer), shown,
+                           failure.detail, f"serving {source} jwks_uri (stale)" if serving else
+                           "tokens from this issuer are rejected")  # fmt: skip
             return self._serve_stale(now)
-        now = self._clock()
-        self._jwks_uri, self._expires, self._fetched_at = jwks_uri, now + lifetime, now
-        self._stale_until = self._expires + options.stale_if_error
-        self._failed_at = self._failure = None
+        generation = self._doc.generation if self._doc is not None else 0
+        document = Document(self.issuer, jwks_uri, self._wall(), lifetime, generation)
+        if shared and storable:
+            document = self._fleet.publish(options, document, document.fetched_wall)
+        self._keep(document, options)
         logger.debug(
             "discovery document of issuer %s fetched from %s: jwks_uri=%s, cached %g s",
             shown_issuer(self.issuer),
@@ -159,7 +184,22 @@ class Discovery:
         )
         return jwks_uri
 
-    def _fetch(self, options: Options) -> tuple[str, float]:
+    def _keep(self, document: Document, options: Options, stale: bool = False) -> str:
+        """Hold ``document`` (fetched here, or the fleet's: ``stale`` after this process's fetch failed,
+        served only within the shared cache's stale bound, and refreshed after the cooldown)."""
+        now, wall = self._clock(), self._wall()
+        self._doc, self._jwks_uri = document, document.jwks_uri
+        self._fetched_at = now - max(0.0, wall - document.fetched_wall)
+        if stale:
+            bound = min(document.lifetime, options.cache_lifespan) + options.stale_if_error
+            self._expires, self._stale_until = now, now + (document.fetched_wall + bound - wall)
+        else:
+            self._expires = now + (document.expires_wall - wall)
+            self._stale_until = self._expires + options.stale_if_error
+            self._failed_at = self._failure = None
+        return document.jwks_uri
+
+    def _fetch(self, options: Options) -> tuple[str, float, bool]:
         status: int | None = None
         try:
             raw = http_get(self.url, options)
@@ -171,28 +211,34 @@ class Discovery:
             raise failure_from(exc, exc.code) from exc
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise failure_from(exc, status) from exc
-        named = document.get("issuer")
-        if named != self.issuer:
-            raise JWKSFailure(
-                "discovery_issuer",
-                f"the discovery document at {safe_url(self.url)} names issuer {_shown(named)}, not the configured "
-                f"{shown_issuer(self.issuer)}: tokens from this issuer are rejected",
-                status=status,
-            )
-        jwks_uri = document.get("jwks_uri")
-        why = url_problem(jwks_uri)
-        if not why and isinstance(jwks_uri, str) and _downgrades(self.url, jwks_uri):
-            why = (
-                f"is plain http ({safe_url(jwks_uri)}) although the document came over https: the keys could be "
-                "replaced in transit"
-            )
-        if why or not isinstance(jwks_uri, str):
-            raise JWKSFailure(
-                "jwks_uri",
-                f"the discovery document at {safe_url(self.url)}: jwks_uri {why}",
-                status=status,
-            )
-        return jwks_uri, cache_lifetime(raw.cache_control, options)[0]
+        return (checked_jwks_uri(self.issuer, self.url, document, status), *cache_lifetime(raw.cache_control, options))
+
+
+def checked_jwks_uri(issuer: str, url: str, document: dict[str, Any], status: int | None = None) -> str:
+    """The ``jwks_uri`` of the document from ``url`` under the rules (exactly ``issuer``, http(s), no
+    downgrade), else a ``discovery_issuer`` or ``jwks_uri`` failure: fetched documents and the fleet's alike."""
+    named = document.get("issuer")
+    if named != issuer:
+        raise JWKSFailure(
+            "discovery_issuer",
+            f"the discovery document at {safe_url(url)} names issuer {_shown(named)}, not the configured "
+            f"{shown_issuer(issuer)}: tokens from this issuer are rejected",
+            status=status,
+        )
+    jwks_uri = document.get("jwks_uri")
+    why = url_problem(jwks_uri)
+    if not why and isinstance(jwks_uri, str) and _downgrades(url, jwks_uri):
+        why = (
+            f"is plain http ({safe_url(jwks_uri)}) although the document came over https: the keys could be "
+            "replaced in transit"
+        )
+    if why or not isinstance(jwks_uri, str):
+        raise JWKSFailure(
+            "jwks_uri",
+            f"the discovery document at {safe_url(url)}: jwks_uri {why}",
+            status=status,
+        )
+    return jwks_uri
 
 
 def _downgrades(document_url: str, jwks_uri: str) -> bool:

@@ -10,6 +10,8 @@ during an outage: only after this process's own fetch failed, never after a wait
 lock). ``SET NX PX`` is the cross-process lock (it lapses after ``JWKS_TIMEOUT``) and the fleet's
 demand-refetch budget; their values are sealed too (:mod:`.shared_marks`), and one no live holder
 could have set is broken. A broken or refused cache means "work alone" (logged once).
+An ``ISSUERS`` realm's discovery document goes through the same store, seal and age bounds under a
+key and a seal of its own (:class:`SharedDocuments`, :mod:`.discovery_fleet`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "JWKSSharedRefreshFailed",
     "JWKSSharedWaitFailed",
     "SharedCache",
+    "SharedDocuments",
     "adoptable",
     "open_entry",
     "own_fetch_failed",
@@ -52,7 +55,13 @@ POLL = 0.05
 K = TypeVar("K", bound="Publishable")
 
 
-class Publishable(Protocol):
+class Sealable(Protocol):
+    """What the shared cache stores of anything it shares: the entry it seals."""
+
+    def entry(self) -> dict[str, Any]: ...
+
+
+class Publishable(Sealable, Protocol):
     """What the shared cache needs of a key set (``keysource.KeySet``)."""
 
     @property
@@ -82,18 +91,20 @@ class JWKSSharedRefreshFailed(JWKSSharedWaitFailed):
 
 
 class _Store:
-    """The key set in a Django cache's raw client."""
+    """The key set (or, :class:`SharedDocuments`, the discovery document) in a Django cache's raw client."""
 
     _state_lock = threading.Lock()
     _down: ClassVar[dict[str, bool]] = {}
     _rejected: ClassVar[set[str]] = set()
+    #: What the entries are: their key namespace and their seal's (:data:`_SEALS`).
+    kind: ClassVar[str] = "jwks"
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
 
-    @staticmethod
-    def key(url: str) -> str:
-        return "simplejwt_patches:jwks:" + hashlib.sha256(url.encode()).hexdigest()[:32]
+    @classmethod
+    def key(cls, url: str) -> str:
+        return f"simplejwt_patches:{cls.kind}:" + hashlib.sha256(url.encode()).hexdigest()[:32]
 
     def _store(self) -> RawStore:
         from django.core.cache import caches
@@ -141,24 +152,27 @@ class _Store:
         ok, value = self._op("get", self.key(url))
         if not ok or value is None:
             return None
-        entry = open_entry(value, url)
+        entry = open_entry(value, url, self.kind)
         if entry is None:
-            self._reject(url, "not authenticated or not well-formed")
+            self.reject(url, "not authenticated or not well-formed")
         return entry
 
-    def _reject(self, url: str, why: str) -> None:
+    def reject(self, url: str, why: str) -> None:
+        """Log once per URL (and kind) that the entry published for ``url`` is ignored, and ``why``."""
+        seen = url if self.kind == "jwks" else f"{self.kind} {url}"
         with self._state_lock:
-            if url in self._rejected:
+            if seen in self._rejected:
                 return
-            self._rejected.add(url)
-        logger.warning("shared JWKS cache %r: ignoring the entry for %s (%s)", self.alias, safe_url(url), why)
+            self._rejected.add(seen)
+        what = "entry" if self.kind == "jwks" else f"{self.kind} entry"
+        logger.warning("shared JWKS cache %r: ignoring the %s for %s (%s)", self.alias, what, safe_url(url), why)
 
-    def put(self, url: str, keyset: Publishable, ttl: float) -> None:
+    def put(self, url: str, keyset: Sealable, ttl: float) -> None:
         """Publish ``keyset``, sealed with the current ``SECRET_KEY`` (entries of a fallback key are resealed)."""
         if not math.isfinite(ttl) or ttl <= 0:
             return
         try:
-            sealed = seal_entry(keyset.entry(), url)
+            sealed = seal_entry(keyset.entry(), url, self.kind)
         except (TypeError, ValueError):  # e.g. NaN inside the IdP's JSON: not shareable
             return
         self._op("set", self.key(url), sealed, min(ttl, 10.0**7))
@@ -171,6 +185,13 @@ class _Store:
             return None
         bound = min(entry["lifetime"], options.cache_lifespan) + options.stale_if_error
         return entry if wall - entry["fetched"] < bound else None
+
+
+class SharedDocuments(_Store):
+    """The fleet's discovery documents (:mod:`.discovery_fleet`): sealed and aged exactly like key sets,
+    under keys and a seal of their own, so a key-set entry is never a document nor the reverse."""
+
+    kind = "discovery"
 
 
 class _Coordination(_Store):
@@ -426,34 +447,38 @@ def adoptable(entry: dict[str, Any], seen: Publishable | None, wall: float, opti
     return bool(entry["expires"] > wall and wall - entry["fetched"] < min(entry["lifetime"], options.cache_lifespan))
 
 
-_PREFIX = b"sjp-jwks-3\n"
-_SALT = "simplejwt_patches.jwks.shared-cache"
+#: Each kind of entry's prefix and HMAC salt: a key set's seal never opens as a discovery document's.
+_SEALS = {
+    "jwks": (b"sjp-jwks-3\n", "simplejwt_patches.jwks.shared-cache"),
+    "discovery": (b"sjp-discovery-1\n", "simplejwt_patches.discovery.shared-cache"),
+}
 
 
-def _mac(body: str, url: str, secret: Any) -> str:
+def _mac(body: str, url: str, secret: Any, kind: str) -> str:
     from django.utils.crypto import salted_hmac
 
-    return salted_hmac(_SALT, f"{url}\n{body}", secret=secret, algorithm="sha256").hexdigest()
+    return salted_hmac(_SEALS[kind][1], f"{url}\n{body}", secret=secret, algorithm="sha256").hexdigest()
 
 
-def seal_entry(entry: dict[str, Any], url: str) -> bytes:
+def seal_entry(entry: dict[str, Any], url: str, kind: str = "jwks") -> bytes:
     """The bytes stored for ``entry``: a prefix, the HMAC (current ``SECRET_KEY``) and the JSON body,
     which names ``url`` (so the MAC covers the URL, the fetch time and the generation)."""
     body = json.dumps({**entry, "url": url}, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return _PREFIX + _mac(body, url, secret_keys()[0]).encode() + b"\n" + body.encode()
+    return _SEALS[kind][0] + _mac(body, url, secret_keys()[0], kind).encode() + b"\n" + body.encode()
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _authentic(value: Any, url: str) -> str | None:
+def _authentic(value: Any, url: str, kind: str) -> str | None:
     """The body of a sealed value whose MAC verifies with the current key or a fallback, else ``None``."""
     import hmac
 
-    if not isinstance(value, bytes) or not value.startswith(_PREFIX) or len(value) > 4 * 1024 * 1024 + 100:
+    prefix = _SEALS[kind][0]
+    if not isinstance(value, bytes) or not value.startswith(prefix) or len(value) > 4 * 1024 * 1024 + 100:
         return None
-    mac, _, raw = value[len(_PREFIX) :].partition(b"\n")
+    mac, _, raw = value[len(prefix) :].partition(b"\n")
     if len(mac) != 64:
         return None
     try:
@@ -461,14 +486,14 @@ def _authentic(value: Any, url: str) -> str | None:
     except UnicodeDecodeError:
         return None
     for secret in secret_keys():
-        if hmac.compare_digest(mac, _mac(body, url, secret).encode()):
+        if hmac.compare_digest(mac, _mac(body, url, secret, kind).encode()):
             return body
     return None
 
 
-def open_entry(value: Any, url: str) -> dict[str, Any] | None:
-    """The verified entry, or ``None`` (not sealed bytes, forged, from another URL, or wrong field types)."""
-    body = _authentic(value, url)
+def open_entry(value: Any, url: str, kind: str = "jwks") -> dict[str, Any] | None:
+    """The verified entry, or ``None`` (not sealed bytes, forged, from another URL or kind, or wrong field types)."""
+    body = _authentic(value, url, kind)
     if body is None:
         return None
     try:

@@ -214,6 +214,7 @@ class FakeKeycloak:
         self.discovery_issuer: str | None = None  # the discovery document's "issuer" when it should lie
         self.discovery_jwks_uri: str | None = None  # the discovery document's "jwks_uri" when it should differ
         self.discovery_delay: float = 0.0  # seconds the discovery document waits (bounded by stop())
+        self.discovery_status: int = 200  # 403 or 500: the discovery document fails too (the whole IdP is down)
         self._lock = threading.RLock()
         self._mode = Mode.OK
         self._requests: list[RecordedRequest] = []
@@ -335,6 +336,7 @@ class FakeKeycloak:
         self.discovery_issuer = None
         self.discovery_jwks_uri = None
         self.discovery_delay = 0.0
+        self.discovery_status = 200
 
     # -- keys ------------------------------------------------------------
     def _add_signing_key(self, key: rsa.RSAPrivateKey) -> str:
@@ -525,8 +527,10 @@ class FakeKeycloak:
                 status = 403
             if status == 200 and self.etags and h.headers.get("If-None-Match") == self._etag():
                 status = 304
-        elif path in (realm_path, f"{realm_path}/.well-known/openid-configuration"):
+        elif path == realm_path:
             status = 200
+        elif path == f"{realm_path}/.well-known/openid-configuration":
+            status = self.discovery_status
         else:
             status = 404
         with self._lock:

@@ -85,7 +85,7 @@ def test_each_realm_publishes_under_its_own_key_and_another_worker_adopts_each_i
     fleet()  # another worker
     assert api(a.mint()).status_code == 200 and api(b.mint()).status_code == 200
     assert (len(a.jwks_requests()), len(b.jwks_requests())) == (1, 1)  # each adopted its own realm's set
-    assert len(a.discovery_requests()) == 2  # the discovery document is per process (not in the shared cache)
+    assert len(a.discovery_requests()) == 1  # the discovery document too: the fleet's, fresh (no second fetch)
     import simplejwt_patches
 
     shown = {r.issuer: r for r in simplejwt_patches.status().realms}
