@@ -49,8 +49,9 @@ MARGIN = 0.25
 #: Name resolutions in flight at once (each an abandoned thread until the resolver gives up).
 MAX_PENDING = 16
 
-#: Seconds a demand refetch needs left of the request's deadline to be worth its budget (a quarter of
-#: ``JWKS_TIMEOUT`` when that is shorter): less, and the budget is kept for a request that can use it.
+#: Seconds a fetch needs left of the request's deadline to be sent, and a demand refetch to spend the
+#: budget (a quarter of ``JWKS_TIMEOUT`` when that is shorter): less, and the IdP is not asked (NotSent)
+#: and the budget is kept for a request that can use it.
 MIN_FETCH = 0.1
 
 AddrInfo = tuple[Any, Any, int, str, Any]
