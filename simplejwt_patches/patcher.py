@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import importlib.util
+import linecache
 import logging
 import sys
 import threading
@@ -292,7 +293,8 @@ def _resolve(
 ) -> tuple[Patch, Any, str, Any] | str:
     """``(patch, owner, attribute, original)`` ready to wrap, or why not."""
     try:
-        parent, attribute, original = wrapt.resolve_path(module or import_module(patch.module), patch.path)
+        module = module or import_module(patch.module)
+        parent, attribute, original = wrapt.resolve_path(module, patch.path)
     except Exception as exc:  # noqa: BLE001 - any failure to find the target skips the fixer
         return f"cannot resolve {patch.target}: {exc.__class__.__name__}: {exc}"
     if _marks(original, fixer_id):
@@ -301,6 +303,9 @@ def _resolve(
     if shape:
         return shape
     if expected is not None:
+        # apply() read the source through linecache: drop those lines if the file changed since (an edit,
+        # an upgrade), so the code imported is judged from the file it was compiled from, not the old text
+        linecache.checkcache(getattr(module, "__file__", None) or "")
         try:
             actual = fingerprint_installed(original)
         except Exception as exc:  # noqa: BLE001 - SourceUnavailable, or source that no longer parses

@@ -40,8 +40,9 @@ BASE = ["django.contrib.auth", "django.contrib.contenttypes", "rest_framework", 
 PATCHES = {"JWKS_FAILURE_STATUS": 503, "JWKS_REFRESH_AHEAD": 0, "AUTHORIZED_PARTIES": ["acme-web"]}
 
 
-def run(idp: Any, steps: str, *, imported_first: bool = False) -> dict[str, dict[str, Any]]:
-    """The probe's steps in a fresh process, keyed ``"<n>:<step>"`` (n from 0)."""
+def run(idp: Any, steps: str, *, imported_first: bool = False, first: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The probe's steps in a fresh process, keyed ``"<n>:<step>"`` (n from 0); ``first`` goes first on
+    ``sys.path`` (a copy of SimpleJWT, see :func:`simplejwt_copy`)."""
     idp.mode = Mode.FORBIDDEN
     early = ["tests.project.early.EarlyConfig"] if imported_first else []
     env = {
@@ -54,13 +55,32 @@ def run(idp: Any, steps: str, *, imported_first: bool = False) -> dict[str, dict
         "SJP_TOKEN": idp.mint(),
         "SJP_STEPS": steps,
         "DJANGO_SETTINGS_MODULE": "tests.project.settings",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([*([str(first)] if first else []), str(ROOT)]),
     }
     done = subprocess.run(
         [sys.executable, str(PROBE)], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return {f"{i}:{r['step']}": r for i, r in enumerate(json.loads(done.stdout.strip().splitlines()[-1]))}
+
+
+def simplejwt_copy(tmp_path: Path, *, gate: bool = False, zipped: bool = False) -> Path:
+    """A copy of the installed SimpleJWT package for :func:`run`'s ``first``: a directory to edit in place,
+    or a zip (zipimport); with ``gate`` its serializers module calls ``builtins._sjp_gate()`` (set by the
+    probe's ``race`` step) at the end of its body."""
+    import shutil
+
+    import rest_framework_simplejwt
+
+    site = tmp_path / "site"
+    package = site / "rest_framework_simplejwt"
+    shutil.copytree(Path(rest_framework_simplejwt.__file__).parent, package, ignore=shutil.ignore_patterns("*.pyc"))
+    if gate:
+        with (package / "serializers.py").open("a", encoding="utf-8") as f:
+            f.write("\n\nimport builtins as _b\n\ngetattr(_b, '_sjp_gate', lambda: None)()\n")
+    if not zipped:
+        return site
+    return Path(shutil.make_archive(str(tmp_path / "simplejwt"), "zip", site))
 
 
 def assert_outage_answered(result: dict[str, Any]) -> None:
@@ -134,6 +154,17 @@ def test_apply_revert_apply_then_the_import_wraps_once_and_reverts_exactly(idp):
     assert_pristine(r["7:wrapped"])
     assert_wrapped_once(r["9:wrapped"])  # imported now: wrapped inside apply()
     assert_outage_answered(r["10:verify"])
+
+
+def test_serializers_edited_between_apply_and_their_import_are_not_wrapped(idp, tmp_path):
+    """apply() proved the serializers from their source; the file changes (same line count) before the
+    first import: the import-time check judges the code imported, not the text apply() read."""
+    r = run(idp, "state,edit,import,state,wrapped", first=simplejwt_copy(tmp_path))
+    assert r["0:state"]["state"] == "pending-import"
+    after = r["3:state"]
+    assert after["state"] == "failed", after
+    assert after["reason"].startswith(f"when {SERIALIZERS} was imported: TokenVerifySerializer.validate is not the code proven from its source at apply() (")
+    assert_pristine(r["4:wrapped"])
 
 
 # -- the mechanism, in this process, on a module written for the test --------------------------

@@ -13,15 +13,28 @@ line, a list with one entry per step:
 * ``wrapped``: per token serializer, the fixers on its ``validate`` and whether the object under
   them is the upstream function; and the undo-log entries on the serializers;
 * ``doctor``: ``manage.py simplejwt_doctor --json``'s line for the fixer, then the text report's;
-* ``apply``, ``revert``.
+* ``apply``, ``revert``;
+* ``edit``: the serializers' source edited in place, same line count (``TokenVerifySerializer.validate``
+  no longer checks the token), as an upgrade between ``apply()`` and the first import would;
+* ``race``: ``revert()``, then one thread imports the serializers (held in the module body by
+  ``builtins._sjp_gate``, which a shadow copy calls) while another runs ``apply()``; whether either
+  thread is still alive after a bounded join;
+* ``finder``: a ``PathFinder`` subclass inserted at ``sys.meta_path[0]`` (import hooks like typeguard's),
+  which wrapt's post-import hook does not see;
+* ``selection``: the selection's W032 verdict and where SimpleJWT's tokens module was imported from.
 """
 
 from __future__ import annotations
 
+import builtins
+import importlib.machinery
+import importlib.util
 import io
 import json
 import os
+import re
 import sys
+import threading
 import types
 from typing import Any
 
@@ -92,6 +105,55 @@ def doctor() -> dict[str, Any]:
     return {"json": json.loads(reports[0])["patches"]["fixers"][FIXER], "text": line, **state()}
 
 
+def edit() -> dict[str, Any]:
+    spec = importlib.util.find_spec(SERIALIZERS)  # imports the package only
+    assert spec is not None and spec.origin is not None and SERIALIZERS not in sys.modules
+    with open(spec.origin, encoding="utf-8") as f:
+        source = f.read()
+    edited = re.sub(r"UntypedToken\(attrs\[.token.\]\)", "{}", source, count=1)
+    assert edited != source and edited.count("\n") == source.count("\n")
+    with open(spec.origin, "w", encoding="utf-8") as f:
+        f.write(edited)
+    return {"edited": spec.origin}
+
+
+def race() -> dict[str, Any]:
+    simplejwt_patches.revert()  # the hook of the first apply() stays registered with wrapt
+    inside, go = threading.Event(), threading.Event()
+
+    def gate() -> None:
+        inside.set()
+        go.wait(10)
+
+    builtins._sjp_gate = gate  # type: ignore[attr-defined]
+    importer = threading.Thread(target=__import__, args=(SERIALIZERS,), daemon=True)
+    importer.start()
+    assert inside.wait(10)
+    applier = threading.Thread(target=simplejwt_patches.apply, daemon=True)
+    applier.start()
+    applier.join(2)  # apply() must not wait for the import (which waits for go)
+    go.set()
+    applier.join(5)
+    importer.join(5)
+    return {"apply_alive": applier.is_alive(), "import_alive": importer.is_alive()}
+
+
+def finder() -> dict[str, Any]:
+    class Instrumenting(importlib.machinery.PathFinder):
+        pass
+
+    sys.meta_path.insert(0, Instrumenting)  # type: ignore[arg-type]
+    return {"meta_path_0": sys.meta_path[0].__name__}  # type: ignore[union-attr]
+
+
+def selection() -> dict[str, Any]:
+    from simplejwt_patches.patcher import selection as last
+
+    chosen = last()
+    tokens = sys.modules["rest_framework_simplejwt.tokens"]
+    return {"source_unavailable": chosen.source_unavailable if chosen else "no selection", "tokens": tokens.__file__}
+
+
 STEPS = {
     "state": state,
     "api": api,
@@ -100,7 +162,13 @@ STEPS = {
     "doctor": doctor,
     "import": lambda: {"module": __import__(SERIALIZERS, fromlist=["x"]).__name__},
     "apply": lambda: {"applied": simplejwt_patches.apply().applied},
+    "edit": edit,
+    "race": race,
+    "finder": finder,
+    "selection": selection,
     "revert": lambda: {"applied": simplejwt_patches.revert().applied, "log": len(changes())},
 }
 
 print(json.dumps([{"step": step, **STEPS[step]()} for step in os.environ["SJP_STEPS"].split(",")]))
+sys.stdout.flush()
+os._exit(0)  # a thread a race left hanging (the failure reported above) must not hang the exit
