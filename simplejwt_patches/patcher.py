@@ -43,7 +43,7 @@ from .conf import get_options
 from .fingerprints import fingerprint_installed
 from .pins import Pin
 from .registry import Fixer, Patch, WrapperFunc
-from .selection import Selection, select
+from .selection import Selection, imported, select
 from .versions import distribution_version, pyjwt_caps, simplejwt_version
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -257,7 +257,7 @@ def _install(
     later: list[tuple[Patch, str | None]] = []
     for patch in fixer.patches:
         expected = (proven or {}).get(patch.path) if patch.lazy else None
-        if patch.lazy and patch.module not in sys.modules:
+        if patch.lazy and not imported(patch.module):  # (or another thread is importing it: its hook wraps it)
             problem = _unfindable(patch, proven)
             if problem:
                 return status("skipped", problem)
@@ -379,7 +379,7 @@ def _complete(module_name: str) -> None:
 def _complete_imported() -> None:
     """Wrap what waits for modules imported meanwhile (e.g. by another fixer's eager target)."""
     for name in sorted({p.module for entry in _pending.values() for p, _ in entry.waiting}):
-        if name in sys.modules:
+        if imported(name):
             _complete(name)
 
 

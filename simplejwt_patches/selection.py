@@ -40,7 +40,7 @@ from .pins import PINS, Pin, find_pin, latest_pin
 from .proven import PROVEN
 from .registry import Fixer
 
-__all__ = ["Changed", "Choice", "Selection", "select", "sj_targets"]
+__all__ = ["Changed", "Choice", "Selection", "imported", "select", "sj_targets"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,14 @@ class Selection:
     fingerprints: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False)
 
 
+def imported(module: str) -> bool:
+    """Whether ``module`` is imported and done executing. One another thread is still executing (importlib's
+    ``__spec__._initializing``) counts as not imported yet: waiting for it here, under the patcher's lock,
+    would deadlock with that import's post-import hook, which waits for the lock and wraps it when done."""
+    found = sys.modules.get(module)
+    return found is not None and not getattr(getattr(found, "__spec__", None), "_initializing", False)
+
+
 def sj_targets(fx: Fixer) -> tuple[str, ...]:
     """Qualnames of the SimpleJWT callables ``fx`` wraps."""
     return simplejwt_qualnames((p.module, p.path) for p in fx.patches)
@@ -90,7 +98,7 @@ def _installed(fixers: list[Fixer]) -> dict[str, str | None]:
         for patch in fx.patches:
             if patch.path in out or patch.path not in sj_targets(fx):
                 continue
-            if patch.lazy and patch.module not in sys.modules:  # proven from its source, not imported
+            if patch.lazy and not imported(patch.module):  # proven from its source, not imported (yet)
                 out[patch.path] = fingerprint_unimported(patch.module, patch.path)
                 continue
             try:

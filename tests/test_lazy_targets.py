@@ -167,6 +167,17 @@ def test_serializers_edited_between_apply_and_their_import_are_not_wrapped(idp, 
     assert_pristine(r["4:wrapped"])
 
 
+def test_apply_while_another_thread_imports_the_serializers_after_a_revert_does_not_deadlock(idp, tmp_path):
+    """revert(); thread B is inside the serializers' module body (its hook will wait for the patcher's
+    lock), thread A runs apply(): A treats the half-imported module as not imported yet and B's hook
+    wraps it when done, once."""
+    r = run(idp, "race,state,wrapped,verify", first=simplejwt_copy(tmp_path, gate=True))
+    assert r["0:race"] == {"step": "race", "apply_alive": False, "import_alive": False}
+    assert r["1:state"]["state"] == "applied", r["1:state"]
+    assert_wrapped_once(r["2:wrapped"])
+    assert_outage_answered(r["3:verify"])
+
+
 # -- the mechanism, in this process, on a module written for the test --------------------------
 
 

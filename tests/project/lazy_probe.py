@@ -135,7 +135,11 @@ def race() -> dict[str, Any]:
     go.set()
     applier.join(5)
     importer.join(5)
-    return {"apply_alive": applier.is_alive(), "import_alive": importer.is_alive()}
+    out = {"apply_alive": applier.is_alive(), "import_alive": importer.is_alive()}
+    if any(out.values()):  # deadlocked: the next step would wait for the patcher's lock forever
+        print(json.dumps([{"step": "race", **out}]), flush=True)
+        os._exit(0)
+    return out
 
 
 def finder() -> dict[str, Any]:
