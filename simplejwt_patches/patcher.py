@@ -42,7 +42,7 @@ from .catalog import REGISTRY
 from .conf import get_options
 from .fingerprints import fingerprint_installed
 from .pins import Pin
-from .registry import Fixer, Patch, WrapperFunc
+from .registry import Fixer, Patch, WrapperFunc, set_lazy_completer
 from .selection import Selection, imported, select
 from .versions import distribution_version, pyjwt_caps, simplejwt_version
 
@@ -341,11 +341,13 @@ def _pending_reason(fixer: Fixer, waiting: list[tuple[Patch, str | None]]) -> st
     )
 
 
-def _complete(module_name: str) -> None:
-    """Wrap the lazy patches waiting for ``module_name``, now imported (caller holds ``_lock``)."""
+def _complete(module_name: str) -> list[Any]:
+    """Wrap the lazy patches waiting for ``module_name``, now imported (caller holds ``_lock``); the upstream
+    callables wrapped."""
     module = sys.modules.get(module_name)
+    wrapped: list[Any] = []
     if module is None:
-        return
+        return wrapped
     for fixer_id, entry in list(_pending.items()):
         group = [(p, fp) for p, fp in entry.waiting if p.module == module_name]
         if not group:
@@ -353,7 +355,9 @@ def _complete(module_name: str) -> None:
         try:
             resolved = [_resolve(fixer_id, p, fp, module) for p, fp in group]
             problem = next((r for r in resolved if isinstance(r, str)), None)
-            problem = problem or _set_all(fixer_id, [r for r in resolved if not isinstance(r, str)])
+            ready = [r for r in resolved if not isinstance(r, str)]
+            problem = problem or _set_all(fixer_id, ready)
+            wrapped += [] if problem else [original for *_, original in ready]
         except Exception as exc:  # noqa: BLE001 - never fail the import that runs this hook
             problem = f"{exc.__class__.__name__}: {exc}"
         previous = _fixer_states.get(fixer_id) or FixerStatus(
@@ -374,13 +378,28 @@ def _complete(module_name: str) -> None:
                 state = replace(previous, state="applied", reason="wrapped " + entry.fixer.target)
             logger.debug("simplejwt_patches: fixer %s wrapped %s as it was imported", fixer_id, module_name)
         _fixer_states[fixer_id] = state
+    return wrapped
 
 
-def _complete_imported() -> None:
-    """Wrap what waits for modules imported meanwhile (e.g. by another fixer's eager target)."""
+def _complete_imported() -> tuple[Any, ...]:
+    """Wrap what waits for modules imported meanwhile (e.g. by another fixer's eager target, or by a path our
+    post-import hook missed: a finder inserted before wrapt's, ``sys.modules`` injection); what was wrapped."""
+    wrapped: list[Any] = []
     for name in sorted({p.module for entry in _pending.values() for p, _ in entry.waiting}):
         if imported(name):
-            _complete(name)
+            wrapped += _complete(name)
+    return tuple(wrapped)
+
+
+def _complete_missed() -> tuple[Any, ...]:
+    """:func:`_complete_imported` for the request path (O(1) while nothing waits): see ``registry.complete_lazy``."""
+    if not _pending:
+        return ()
+    with _lock:
+        return _complete_imported()
+
+
+set_lazy_completer(_complete_missed)
 
 
 def _on_import(module: ModuleType) -> None:
@@ -529,6 +548,7 @@ def status() -> Status:
     from .realm_status import realm_statuses
 
     with _lock:
+        _complete_imported()  # imported by a path our post-import hook missed: wrapped (or failed) now
         pin, reason = _selection
         options = get_options()
         django = distribution_version("Django")

@@ -47,8 +47,10 @@ __all__ = [
     "Registry",
     "WrapperFunc",
     "also",
+    "complete_lazy",
     "declared",
     "fixer",
+    "set_lazy_completer",
 ]
 
 WrapperFunc = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -199,6 +201,21 @@ class Registry:
 #: Filled by the ``@fixer`` declarations in :mod:`simplejwt_patches.patches`. Query the complete,
 #: validated registry through :data:`simplejwt_patches.catalog.REGISTRY`, never this one.
 _DECLARED = Registry()
+
+
+_completer: list[Callable[[], tuple[Any, ...]]] = []
+
+
+def set_lazy_completer(completer: Callable[[], tuple[Any, ...]]) -> None:
+    """The patcher's way to wrap lazy targets whose module got imported past its post-import hook."""
+    _completer[:] = [completer]
+
+
+def complete_lazy() -> tuple[Any, ...]:
+    """Wrap the lazy targets whose module is imported though the post-import hook did not run for it (a
+    finder inserted before wrapt's, ``sys.modules`` injection): the upstream callables wrapped now, ``()``
+    when none (or nothing waits). For a fixer's eager wrapper, off its warm path."""
+    return _completer[0]() if _completer else ()
 
 
 def declared() -> Registry:

@@ -163,7 +163,8 @@ def test_serializers_edited_between_apply_and_their_import_are_not_wrapped(idp, 
     assert r["0:state"]["state"] == "pending-import"
     after = r["3:state"]
     assert after["state"] == "failed", after
-    assert after["reason"].startswith(f"when {SERIALIZERS} was imported: TokenVerifySerializer.validate is not the code proven from its source at apply() (")
+    proven = "TokenVerifySerializer.validate is not the code proven from its source at apply() ("
+    assert after["reason"].startswith(f"when {SERIALIZERS} was imported: {proven}")
     assert_pristine(r["4:wrapped"])
 
 
@@ -176,6 +177,34 @@ def test_apply_while_another_thread_imports_the_serializers_after_a_revert_does_
     assert r["1:state"]["state"] == "applied", r["1:state"]
     assert_wrapped_once(r["2:wrapped"])
     assert_outage_answered(r["3:verify"])
+
+
+def test_serializers_imported_past_the_post_import_hook_are_wrapped_by_the_first_request(idp):
+    """A finder inserted at sys.meta_path[0] after apply() imports the serializers without wrapt's hook:
+    the first token request during an outage still answers 503, and the state stops saying pending-import."""
+    r = run(idp, "state,finder,verify,state,wrapped,verify")
+    assert r["0:state"]["state"] == "pending-import"
+    assert r["1:finder"]["meta_path_0"] == "Instrumenting"
+    assert_outage_answered(r["2:verify"])
+    assert (r["3:state"]["imported"], r["3:state"]["state"]) == (True, "applied"), r["3:state"]
+    assert_wrapped_once(r["4:wrapped"])
+    assert_outage_answered(r["5:verify"])
+
+
+def test_status_wraps_serializers_imported_past_the_post_import_hook(idp):
+    """status() (and with it the doctor) does not report pending-import for a module already imported."""
+    r = run(idp, "finder,import,state,wrapped,verify")
+    assert (r["2:state"]["imported"], r["2:state"]["state"]) == (True, "applied"), r["2:state"]
+    assert_wrapped_once(r["3:wrapped"])
+    assert_outage_answered(r["4:verify"])
+
+
+def test_serializers_edited_and_imported_past_the_post_import_hook_fail_on_status(idp, tmp_path):
+    r = run(idp, "edit,finder,import,state,wrapped", first=simplejwt_copy(tmp_path))
+    after = r["3:state"]
+    assert after["state"] == "failed", after
+    assert after["reason"].startswith(f"when {SERIALIZERS} was imported: TokenVerifySerializer.validate is not")
+    assert_pristine(r["4:wrapped"])
 
 
 # -- the mechanism, in this process, on a module written for the test --------------------------
