@@ -33,6 +33,7 @@ import linecache
 import re
 import textwrap
 from collections.abc import Iterable
+from importlib.machinery import ModuleSpec
 from types import CodeType
 from typing import Any
 
@@ -58,7 +59,7 @@ SIMPLEJWT_PACKAGE = "rest_framework_simplejwt"
 
 _FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
 _cache: dict[CodeType, str] = {}
-_origins: dict[str, str] = {}  # module name -> its file, for modules proven before their import
+_origins: dict[str, ModuleSpec] = {}  # module name -> its spec, for modules proven before their import
 
 
 class SourceUnavailable(Exception):
@@ -301,16 +302,19 @@ def fingerprint_unimported(module: str, qualname: str) -> str | None:
     """
     if not all(part.isidentifier() for part in qualname.split(".")):
         return None
-    origin = _origins.get(module)
-    if origin is None:
+    spec = _origins.get(module)
+    if spec is None:
         try:
             spec = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             return None
         if spec is None:
             return None
-        origin = _origins[module] = spec.origin or ""
-    lines = linecache.getlines(origin) if origin.endswith(".py") else []
+        _origins[module] = spec
+    origin = spec.origin or ""
+    # the module's globals to be: linecache asks its loader for the source of a file it cannot stat (zipimport)
+    found = {"__name__": module, "__loader__": spec.loader, "__spec__": spec}
+    lines = linecache.getlines(origin, found) if origin.endswith(".py") else []
     if not lines:
         raise SourceUnavailable(f"{module}: no Python source ({origin or 'no file'})")
     start = _scan(lines, qualname)

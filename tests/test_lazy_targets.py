@@ -207,6 +207,21 @@ def test_serializers_edited_and_imported_past_the_post_import_hook_fail_on_statu
     assert_pristine(r["4:wrapped"])
 
 
+def test_simplejwt_imported_from_a_zip_is_proven_as_a_normal_install(idp, tmp_path):
+    """zipimport: linecache reads the sources through the loader, so no W032 and every fixer's state is
+    what it is on a normal install (the lazy serializers pending, then wrapped on import)."""
+    archive = simplejwt_copy(tmp_path, zipped=True)
+    normal = run(idp, "selection")["0:selection"]
+    r = run(idp, "selection,verify,state,wrapped", first=archive)
+    assert r["0:selection"]["tokens"].startswith(str(archive) + os.sep)
+    assert r["0:selection"]["source_unavailable"] is None
+    assert r["0:selection"]["states"] == normal["states"]
+    assert normal["states"][FIXER] == "pending-import"
+    assert_outage_answered(r["1:verify"])
+    assert r["2:state"]["state"] == "applied"
+    assert_wrapped_once(r["3:wrapped"])
+
+
 # -- the mechanism, in this process, on a module written for the test --------------------------
 
 

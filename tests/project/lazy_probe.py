@@ -21,7 +21,8 @@ line, a list with one entry per step:
   thread is still alive after a bounded join;
 * ``finder``: a ``PathFinder`` subclass inserted at ``sys.meta_path[0]`` (import hooks like typeguard's),
   which wrapt's post-import hook does not see;
-* ``selection``: the selection's W032 verdict and where SimpleJWT's tokens module was imported from.
+* ``selection``: the selection's W032 verdict, where SimpleJWT's tokens module was imported from, and
+  every fixer's state.
 """
 
 from __future__ import annotations
@@ -155,7 +156,11 @@ def selection() -> dict[str, Any]:
 
     chosen = last()
     tokens = sys.modules["rest_framework_simplejwt.tokens"]
-    return {"source_unavailable": chosen.source_unavailable if chosen else "no selection", "tokens": tokens.__file__}
+    return {
+        "source_unavailable": chosen.source_unavailable if chosen else "no selection",
+        "tokens": tokens.__file__,
+        "states": {f.id: f.state for f in simplejwt_patches.status().fixers},
+    }
 
 
 STEPS = {
