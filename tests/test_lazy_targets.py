@@ -191,15 +191,8 @@ def test_serializers_imported_past_the_post_import_hook_are_wrapped_by_the_first
     assert_outage_answered(r["5:verify"])
 
 
-def test_status_wraps_serializers_imported_past_the_post_import_hook(idp):
-    """status() (and with it the doctor) does not report pending-import for a module already imported."""
-    r = run(idp, "finder,import,state,wrapped,verify")
-    assert (r["2:state"]["imported"], r["2:state"]["state"]) == (True, "applied"), r["2:state"]
-    assert_wrapped_once(r["3:wrapped"])
-    assert_outage_answered(r["4:verify"])
-
-
 def test_serializers_edited_and_imported_past_the_post_import_hook_fail_on_status(idp, tmp_path):
+    """status() (and with it the doctor) re-checks a module imported past the hook: not pending-import."""
     r = run(idp, "edit,finder,import,state,wrapped", first=simplejwt_copy(tmp_path))
     after = r["3:state"]
     assert after["state"] == "failed", after
