@@ -193,7 +193,8 @@ class Soak:
         self.users = [f"user-{i}" for i in range(config.users)]
         self.generation = 0
         self.tokens: list[str] = []
-        self.rss: dict[int, list[int]] = {}
+        self.rss: dict[int, list[tuple[float, int]]] = {}  # pid -> (seconds since the load began, KiB)
+        self.jwks_size: list[tuple[int, int]] = []  # (signing keys, JSON bytes) the IdP publishes: start, end
         self.servers: list[Served] = []
         self.redis = Redis()
 
@@ -244,10 +245,17 @@ class Soak:
         return [pid for served in self.servers for pid in children(served.proc.pid)]
 
     def sample_rss(self) -> None:
+        at = time.monotonic() - self.events.start
         for pid in self.workers():
             kib = rss_kib(pid)
             if kib is not None:
-                self.rss.setdefault(pid, []).append(kib)
+                self.rss.setdefault(pid, []).append((at, kib))
+
+    def sample_jwks(self) -> None:
+        """The IdP's key set (it keeps every rotated key published): what each worker legitimately holds more of."""
+        keys = self.idp.jwks()["keys"]
+        signing = sum(1 for k in keys if k.get("use") == "sig")
+        self.jwks_size.append((signing, len(json.dumps({"keys": keys}).encode())))
 
     # -- tokens ---------------------------------------------------------------------------------
     def rotate_tokens(self) -> None:
@@ -373,9 +381,10 @@ class Soak:
         self.idp.reset()
         self.idp.etags = True
         self.idp.mode = Mode.HANG  # with IDP_LATENCY: every answer takes that long
-        self.sample_rss()
         jobs: queue.Queue[float | None] = queue.Queue()
         self.events.start = start = time.monotonic() + 0.5
+        self.sample_rss()
+        self.sample_jwks()
         count = int(c.duration * c.rate)
         for i in range(count):
             jobs.put(start + i / c.rate)
@@ -400,6 +409,7 @@ class Soak:
         stop.set()
         chaos.join(timeout=30)
         self.sample_rss()
+        self.sample_jwks()
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -469,7 +479,17 @@ def figures(soak: Soak) -> dict[str, Any]:
         if first:
             until = max(first.values())
             per_rotation.append(sum(1 for f in fetches if r - ev.start <= f <= until + 0.05))
-    growth = [kib[-1] - kib[1] for kib in soak.rss.values() if len(kib) >= 3]  # after the first 5 s
+    growth = [kib[-1][1] - kib[1][1] for kib in soak.rss.values() if len(kib) >= 3]  # after the first 5 s
+    # The plateau: workers sampled before the load began (the warmed ones) and alive at the end, from
+    # the middle of the run to its end. A respawned worker's first minutes are its own warm-up
+    # (imports, the first request of each kind, the allocator reaching its high-water mark).
+    half = c.duration / 2
+    warmed = {pid: kib for pid, kib in soak.rss.items() if kib[0][0] <= 0 and kib[-1][0] >= c.duration}
+    plateau = [
+        kib[-1][1] - min(kib, key=lambda s: abs(s[0] - half))[1]
+        for kib in warmed.values()
+        if any(abs(s[0] - half) <= 5 for s in kib)
+    ]
     latencies = [s.latency for s in answered]
     return {
         "config": asdict(c),
@@ -500,6 +520,13 @@ def figures(soak: Soak) -> dict[str, Any]:
             "median": statistics.median(growth) if growth else 0,
             "max": max(growth, default=0),
         },
+        "rss_growth_second_half_kib": {
+            "workers": len(plateau),
+            "median": statistics.median(plateau) if plateau else 0,
+            "max": max(plateau, default=0),
+        },
+        "jwks_signing_keys": [n for n, _ in soak.jwks_size],
+        "jwks_bytes": [b for _, b in soak.jwks_size],
         "events": {
             "outages": [(round(b - ev.start, 1), round(e - ev.start, 1), k) for b, e, k in ev.outages],
             "redis": [(round(b - ev.start, 1), round(e - ev.start, 1), k) for b, e, k in ev.redis],
@@ -559,6 +586,13 @@ def render(data: dict[str, Any]) -> str:
         ("JWKS fetches / per lifespan (fleet)", lambda r: f"{r['jwks_fetches']} / {r['fetches_per_lifespan']:g}"),
         ("worker RSS growth after warm-up, median / max",
          lambda r: "{median:g} / {max:g} KiB ({workers} workers)".format(**r["rss_growth_kib"])),
+        ("worker RSS growth in the second half (warmed workers), median / max",
+         lambda r: "{median:g} / {max:g} KiB ({workers} workers)".format(**r["rss_growth_second_half_kib"])
+         if "rss_growth_second_half_kib" in r else "-"),
+        ("IdP key set, start -> end (signing keys, JSON)",
+         lambda r: "{} -> {} keys, {:.0f} -> {:.0f} KiB".format(
+             *r["jwks_signing_keys"], *(b / 1024 for b in r["jwks_bytes"])
+         ) if len(r.get("jwks_signing_keys", ())) == 2 else "-"),
     ]  # fmt: skip
     lines = [
         "| measure | " + " | ".join(labels) + " |",
