@@ -1,4 +1,5 @@
-"""``make soak``: a few minutes of tests/soak.py; figures into bench/soak.json and the README table.
+"""``make soak``: a few minutes of tests/soak.py; figures into bench/soak.json, docs/benchmarks.md's table
+and the README's summary.
 
     python bench/soak.py [SECONDS] [--label LABEL] [--package DIR]
 
@@ -21,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.soak import Config, render, run, verdict  # noqa: E402
+from tests.docs import replace_section  # noqa: E402
+from tests.soak import Config, render, run, summary, verdict  # noqa: E402
 
 RESULTS = ROOT / "bench" / "soak.json"
 
@@ -43,6 +45,9 @@ def main(argv: list[str]) -> int:
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data[args.label] = result
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    replace_section("soak-table", render(data))  # docs/benchmarks.md
+    if args.label == "simplejwt-patches":
+        replace_section("soak-summary", summary(data))  # README.md
     print(render(data))
     for line in result["broken"]:
         print(f"broken: {line}")

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-__all__ = ["DOCS", "README", "ROOT", "all_files", "heading_anchors", "page", "section", "slugify"]
+__all__ = ["DOCS", "README", "ROOT", "all_files", "heading_anchors", "page", "replace_section", "section", "slugify"]
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -35,6 +35,15 @@ def section(marker: str) -> str:
     text = holders[0].read_text()
     assert end in text, f"{marker}: no end marker in {holders[0].name}"
     return text.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def replace_section(marker: str, text: str) -> None:
+    """Write ``text`` as the generated section ``marker`` of the one file that holds it."""
+    start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
+    (holder,) = [p for p in all_files() if start in p.read_text()]
+    before, rest = holder.read_text().split(start, 1)
+    tail = rest.split(end.lstrip("\n"), 1)[1]  # the end marker, with or without a section before it
+    holder.write_text(before + start + text.strip() + end + tail)
 
 
 def slugify(text: str) -> str:

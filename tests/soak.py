@@ -604,3 +604,28 @@ def render(data: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"{meta.get('date', '?')}, {meta.get('machine', '?')}, Python {meta.get('python', '?')}.")
     return "\n".join(lines)
+
+
+def summary(data: dict[str, Any]) -> str:
+    """The README's one-paragraph account of the last ``make soak`` run (bench/soak.json's own run)."""
+    r = data["simplejwt-patches"]
+    c, lat = r["config"], r["latency_ms"]
+    per_rotation = r["fetches_per_rotation"]
+    ones = sum(1 for n in per_rotation if n == 1)
+    half = r.get("rss_growth_second_half_kib")
+    rss = (
+        f"worker RSS growth over the second half {half['median'] / 1024:.1f} MB median "
+        f"({half['max'] / 1024:.1f} MB max, {half['workers']} warmed workers)"
+        if half
+        else "worker RSS growth not measured"
+    )
+    return (
+        f"`make soak` ({c['duration']:g} s; {c['gunicorn_workers']} gunicorn and {c['uvicorn_workers']} uvicorn "
+        f"workers on a real Redis; {r['rotations']} key rotations, IdP 403 / hang / refuse, Redis paused and "
+        f"restarted, workers killed; {c['random_kids']:.0%} random-kid tokens): **{r['requests']} requests, "
+        f"{r['http_5xx']} HTTP 5xx, {r['valid_rejected_outside_windows']} valid tokens rejected outside the "
+        f"declared windows, {r['hostile_accepted']} hostile tokens accepted**; latency p99 {lat['p99']:g} ms, "
+        f"max {lat['max']:g} ms; 1 JWKS fetch for the fleet on {ones} of {len(per_rotation)} rotations; {rss} "
+        f"({r['meta']['date']}; the rejections inside the windows, and the rest: "
+        "[Benchmarks and soak](docs/benchmarks.md#soak))."
+    )

@@ -365,6 +365,18 @@ def test_each_sentence_of_the_refetch_policy_has_its_tests():
             assert f"\ndef {name}(" in (Path(__file__).parent / f"{module}.py").read_text(), node
 
 
+def test_readme_soak_summary_is_generated_from_bench_soak_json():
+    import json
+
+    from tests.docs import ROOT, section
+    from tests.soak import summary
+
+    data = json.loads((ROOT / "bench" / "soak.json").read_text())
+    assert section("soak-summary") == summary(data)
+    run = data["simplejwt-patches"]
+    assert run["http_5xx"] == 0 and run["valid_rejected_outside_windows"] == 0 and run["broken"] == []
+
+
 def test_docs_soak_table_is_generated_from_bench_soak_json():
     import json
 
