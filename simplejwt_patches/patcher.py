@@ -545,7 +545,6 @@ def changes() -> list[Change]:
 def status() -> Status:
     """Versions, the selected patch set and each fixer's state."""
     from .clients import managed_client_count
-    from .realm_status import realm_statuses
 
     with _lock:
         _complete_imported()  # imported by a path our post-import hook missed: wrapped (or failed) now
@@ -563,5 +562,15 @@ def status() -> Status:
             fixers=tuple(_fixer_states[i] for i in REGISTRY.ids() if i in _fixer_states),
             managed_clients=managed_client_count(),
             options={**options.shown(), "pyjwt_capabilities": pyjwt_caps().as_dict()},
-            realms=realm_statuses(options),
+            realms=_realm_statuses(options),
         )
+
+
+def _realm_statuses(options: Any) -> tuple[RealmStatus, ...]:
+    """``status().realms``; :mod:`.realm_status` is imported only with ``ISSUERS`` set (it is not free:
+    ``apply()`` returns ``status()``, and the first one runs at startup)."""
+    if options.issuers is None:
+        return ()
+    from .realm_status import realm_statuses
+
+    return realm_statuses(options)
