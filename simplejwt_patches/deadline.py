@@ -58,8 +58,21 @@ AddrInfo = tuple[Any, Any, int, str, Any]
 
 
 class NotSent(TimeoutError):
-    """A fetch the request's deadline ended before it was sent: no outcome of the IdP's, so a key source
-    does not remember it as a failed attempt (which would refuse retries for a cooldown)."""
+    """A fetch not sent: too little was left of the request's deadline. It proves the IdP down only when
+    an earlier fetch of the same request failed at the IdP (``after_idp_failure``: a discovery document
+    that hung); otherwise the time went elsewhere (a slow shared cache), and the shared cache's last good
+    set or document must not be served on its account (:func:`unsent_without_idp_failure`)."""
+
+    def __init__(self, message: str, *, after_idp_failure: bool = False) -> None:
+        super().__init__(message)
+        self.after_idp_failure = after_idp_failure
+
+
+def unsent_without_idp_failure(exc: BaseException) -> bool:
+    """Whether ``exc``'s chain holds a :class:`NotSent` of a request no IdP fetch of which had failed."""
+    from .diagnostics import causes
+
+    return any(isinstance(err, NotSent) and not err.after_idp_failure for err in causes(exc))
 
 
 def fetch_time_left(timeout: float, deadline: float) -> bool:
@@ -126,8 +139,11 @@ def resolve(host: str, port: int, seconds: float) -> list[AddrInfo]:
     return list(job.result)
 
 
-#: The request deadline of this context: (its end on the real monotonic clock, the thread it belongs to).
-_REQUEST: ContextVar[tuple[float, int] | None] = ContextVar("simplejwt_patches_request_deadline", default=None)
+#: The request deadline of this context: (its end on the real monotonic clock, the thread it belongs to,
+#: ``[whether a fetch of this request failed at the IdP]``, shared with the deadlines nested in it).
+_REQUEST: ContextVar[tuple[float, int, list[bool]] | None] = ContextVar(
+    "simplejwt_patches_request_deadline", default=None
+)
 
 
 class request_deadline:  # used like a function: ``with request_deadline(seconds):``
@@ -143,12 +159,26 @@ class request_deadline:  # used like a function: ``with request_deadline(seconds
         ends, thread = elapsed() + self._seconds, threading.get_ident()
         outer = _REQUEST.get()
         if outer is None or outer[1] != thread or outer[0] > ends:
-            self._token = _REQUEST.set((ends, thread))
+            failed = outer[2] if outer is not None and outer[1] == thread else [False]
+            self._token = _REQUEST.set((ends, thread, failed))
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             _REQUEST.reset(self._token)
             self._token = None
+
+
+def note_idp_failure() -> None:
+    """Record that a fetch of this thread's request failed at the IdP (an error answer, a timeout)."""
+    current = _REQUEST.get()
+    if current is not None and current[1] == threading.get_ident():
+        current[2][0] = True
+
+
+def idp_failed_in_request() -> bool:
+    """Whether a fetch of this thread's request failed at the IdP (:func:`note_idp_failure`)."""
+    current = _REQUEST.get()
+    return current is not None and current[1] == threading.get_ident() and current[2][0]
 
 
 def time_left() -> float | None:

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .conf import Options
-from .deadline import time_left
+from .deadline import time_left, unsent_without_idp_failure
 from .diagnostics import safe_url
 from .discovery_fleet import Document, FleetDocument
 from .failures import JWKSFailure, failure_from
@@ -161,7 +161,8 @@ class Discovery:
         except JWKSFailure as failure:
             now = self._clock()
             self._failed_at, self._failure = now, failure
-            fleet = self._fleet.stale(options, self._doc, self._wall()) if shared else None
+            proof = not unsent_without_idp_failure(failure)  # not sent, no IdP failure: a slow cache
+            fleet = self._fleet.stale(options, self._doc, self._wall()) if shared and proof else None
             if fleet is not None:  # started (or restarted) during an outage: the fleet's last good document
                 self._keep(fleet, options, stale=True)
             serving = self._jwks_uri is not None and now < self._stale_until

@@ -15,8 +15,6 @@ import threading
 from collections.abc import Callable
 
 from .conf import Options
-from .deadline import NotSent
-from .diagnostics import causes
 from .keyset import KeySet
 from .refetch import FailureMemory, elapsed
 from .refusals import refresh_timed_out, tried_recently
@@ -73,8 +71,7 @@ class Refresher:
         try:
             keyset = self._fetch(options, now, self.keyset, demand)
         except Exception as exc:
-            if not any(isinstance(e, NotSent) for e in causes(exc)):
-                self.memory.record(now[0], exc)  # never sent: not the IdP's outcome, the next request may try
+            self.memory.record(now[0], exc)
             self._publish(self.keyset)
             stale = self._fallback(options, now, exc) if self.keyset is None else None
             if stale is None:

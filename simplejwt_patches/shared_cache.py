@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from .cache_store import RawStore, raw_store, refusal
 from .conf import Options, get_options
-from .deadline import time_left
+from .deadline import time_left, unsent_without_idp_failure
 from .diagnostics import causes, describe, safe_url
 from .failures import JWKSFailure, find_failure
 from .shared_marks import open_mark, seal_mark, secret_keys
@@ -434,7 +434,11 @@ class SharedCache(_Coordination):
 def own_fetch_failed(exc: BaseException) -> bool:
     """Whether the failed refresh ``exc`` was this process's own fetch, the only proof that the IdP is
     down (the shared cache's last good set may then serve); ``False`` after a wait on another
-    process's refresh lock that ended without a set (``JWKSSharedWaitFailed`` in the chain)."""
+    process's refresh lock that ended without a set (``JWKSSharedWaitFailed`` in the chain), and after a
+    fetch not sent for want of time when no fetch of the request had failed at the IdP (a slow shared cache
+    is no outage: :func:`~simplejwt_patches.deadline.unsent_without_idp_failure`)."""
+    if unsent_without_idp_failure(exc):
+        return False
     return not any(isinstance(err, JWKSSharedWaitFailed) for err in causes(exc))
 
 

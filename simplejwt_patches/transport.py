@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .conf import Options, get_options, jwk_url_problems, proxy_problem
-from .deadline import MIN_FETCH, Deadline, NotSent, time_left
+from .deadline import MIN_FETCH, Deadline, NotSent, idp_failed_in_request, note_idp_failure, time_left
 from .diagnostics import describe, safe_url
 from .failures import JWKSFailure, JWKSResponseTooLarge, failure_from
 from .issuer_tags import issuer_of
@@ -226,7 +226,8 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
         if left < min(MIN_FETCH, options.timeout / 4):  # too little to fetch in: not worth an IdP request
             raise NotSent(
                 f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed before {safe_url(url)} was requested "
-                "(the request's earlier fetches took it all)"
+                "(the request's earlier fetches or waits took it)",
+                after_idp_failure=idp_failed_in_request(),
             )
         seconds = left
     deadline = Deadline(seconds, options.timeout)
@@ -244,8 +245,10 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
                 url, 304, "", b"", (time.perf_counter() - started) * 1000,
                 exc.headers.get("Cache-Control", "") if exc.headers else "", etag, last_modified,
             )  # fmt: skip
+        note_idp_failure()
         raise
     except (OSError, http.client.HTTPException) as exc:
+        note_idp_failure()
         cut = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
         if deadline.expired and not cut:  # a TimeoutError of the deadline's own says what it cut
             raise TimeoutError(f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed") from exc

@@ -28,7 +28,7 @@ from simplejwt_patches.refetch import elapsed
 from simplejwt_patches.refresher import Refresher
 from simplejwt_patches.shared_cache import JWKSSharedWaitFailed
 from tests.helpers import find_in_chain
-from tests.idp import FakeKeycloak
+from tests.idp import FakeKeycloak, Mode
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("pyjwt.client.key-source")]
 
@@ -337,15 +337,33 @@ def test_a_demand_refetch_with_no_time_left_leaves_the_fleets_budget(idp, redis)
         assert kid in b_set.keyset.keys and len(idp.jwks_requests()) == 2
 
 
-def test_a_fetch_the_deadline_ended_before_it_was_sent_is_not_a_failed_attempt(idp):
-    """A NotSent fetch is no outcome of the IdP's: remembering it refused every retry for a cooldown."""
+def test_a_fetch_not_sent_for_want_of_time_proves_no_outage_unless_the_idp_failed_first(idp):
+    """NotSent (too little left of the request's deadline) is a failed attempt like any other, but the
+    shared cache's last good set may be served on its account only when an earlier fetch of the same
+    request failed at the IdP: a slow shared cache alone must not unlock that longer bound (review)."""
+    import urllib.error
+
     from simplejwt_patches.deadline import NotSent, request_deadline
     from simplejwt_patches.diagnostics import causes
+    from simplejwt_patches.shared_cache import own_fetch_failed
+    from simplejwt_patches.transport import http_get
 
     _demand, refresher, _client = demand_for(client_of(idp))
-    opts = options(JWKS_REFETCH_COOLDOWN=30)
+    opts = options(JWKS_REFETCH_COOLDOWN=30, JWKS_TIMEOUT=1)
     with request_deadline(0.0), pytest.raises(Exception) as raised:
         refresher.attempt(opts, at(0))
-    assert any(isinstance(e, NotSent) for e in causes(raised.value)) and idp.jwks_requests() == []
-    assert refresher.memory.ok and not refresher.memory.blocked(1.0, 30)
-    assert refresher.attempt(opts, at(1)).keys and len(idp.jwks_requests()) == 1  # tried again at once
+    (unsent,) = [e for e in causes(raised.value) if isinstance(e, NotSent)]
+    assert unsent.after_idp_failure is False and idp.jwks_requests() == []
+    assert not refresher.memory.ok and not own_fetch_failed(raised.value)  # no proof the IdP is down
+    idp.mode = Mode.FORBIDDEN
+    try:
+        with request_deadline(0.3):
+            with pytest.raises(urllib.error.HTTPError):
+                http_get(idp.jwks_url, opts)  # the IdP refused this request's first fetch
+            time.sleep(0.25)
+            with pytest.raises(NotSent) as after:
+                http_get(idp.jwks_url, opts)
+    finally:
+        idp.mode = Mode.OK
+    assert after.value.after_idp_failure is True and own_fetch_failed(after.value)
+    assert len(idp.jwks_requests()) == 1  # the second fetch was not sent
