@@ -8,7 +8,7 @@ from typing import Any
 from packaging.version import Version
 
 from simplejwt_patches.diagnostics import causes
-from simplejwt_patches.versions import pyjwt_caps, simplejwt_version
+from simplejwt_patches.versions import distribution_version, pyjwt_caps, simplejwt_version
 
 SIMPLEJWT = simplejwt_version() or Version("0")
 PYJWT = pyjwt_caps().version or Version("0")
@@ -142,3 +142,29 @@ def raw_redis(alias: str = "jwks") -> tuple[Any, Any]:
 
     cache = caches[alias]
     return cache._cache.get_client(None, write=True), cache.make_key
+
+
+def in_newest_cell() -> bool:
+    """Whether this is the newest pin's own matrix cell (its SimpleJWT, PyJWT and Django)."""
+    from simplejwt_patches.pins import latest_pin
+
+    newest = latest_pin()
+    pyjwt = distribution_version("PyJWT")
+    return (
+        simplejwt_version() == newest.version
+        and pyjwt is not None
+        and pyjwt == pyjwt.__class__(newest.env.pyjwt)
+        and str(distribution_version("Django")) == newest.env.django
+    )
+
+
+#: For tests of a mechanism the pins do not change (a subprocess's stdin, a built release): the newest
+#: pin's cell runs them, every other cell skips them (CI's time is the matrix's).
+def newest_cell_only(test: Any) -> Any:
+    import pytest
+
+    from simplejwt_patches.pins import latest_pin
+
+    return pytest.mark.skipif(not in_newest_cell(), reason=f"runs in the tests-{latest_pin().simplejwt} cell only")(
+        test
+    )

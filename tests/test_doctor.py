@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from simplejwt_patches.checks import check_jwks_live
 from tests.conftest import register_sensitive_token
-from tests.helpers import doctor
+from tests.helpers import doctor, newest_cell_only
 from tests.idp import Mode, closed_port_url, generate_rsa_key
 
 pytestmark = pytest.mark.django_db
@@ -135,6 +135,7 @@ def test_redirect_and_tls_are_reported(idp):
     assert code == 1 and data["jwks"]["problem"] == "redirect" and "/elsewhere/certs" in data["jwks"]["redirect_to"]
 
 
+@newest_cell_only  # the command reading stdin in a subprocess; the in-process doctor tests run on every pin
 def test_token_from_stdin_in_a_real_subprocess(alice, idp, fresh_backend, tmp_path):
     token = idp.mint()
     db = tmp_path / "db.sqlite3"

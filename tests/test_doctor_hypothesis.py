@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import register_sensitive_token
-from tests.helpers import doctor
+from tests.helpers import doctor, newest_cell_only
 
 pytestmark = pytest.mark.django_db
 
@@ -228,6 +228,7 @@ def test_bad_token_files_are_command_errors(idp, tmp_path, monkeypatch, data, me
         call_command("simplejwt_doctor", "--token-file", str(tmp_path / "missing"), stdout=io.StringIO())
 
 
+@newest_cell_only  # the subprocess; the hunts in-process run on every pin
 def test_no_traceback_from_a_real_subprocess(idp, tmp_path):
     import os
     import subprocess

@@ -36,8 +36,9 @@ from simplejwt_patches.fingerprints import (
 from simplejwt_patches.pinning import pip_command, source_fingerprints, targets
 from simplejwt_patches.pins import PINS, find_pin, latest_pin
 from simplejwt_patches.proven import PROVEN
-from simplejwt_patches.versions import distribution_version, simplejwt_version
+from simplejwt_patches.versions import simplejwt_version
 from tests.conftest import register_sensitive_token
+from tests.helpers import in_newest_cell, newest_cell_only
 from tests.idp import Mode
 
 ROOT = Path(__file__).parent.parent
@@ -268,12 +269,7 @@ def test_source_not_available_on_a_pinned_release_applies_per_ranges(monkeypatch
 # -- built releases in fresh processes (newest-release cell only) ----------------------------------
 
 NEWEST = latest_pin()
-IN_NEWEST_CELL = (
-    simplejwt_version() == NEWEST.version
-    and distribution_version("PyJWT") == distribution_version("PyJWT").__class__(NEWEST.env.pyjwt)
-    and str(distribution_version("Django")) == NEWEST.env.django
-)
-newest_cell_only = pytest.mark.skipif(not IN_NEWEST_CELL, reason=f"runs in the tests-{NEWEST.simplejwt} cell only")
+IN_NEWEST_CELL = in_newest_cell()
 
 
 def _rewrite_cosmetic(source: str, qualname: str) -> str:
