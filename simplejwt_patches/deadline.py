@@ -78,7 +78,12 @@ def unsent_without_idp_failure(exc: BaseException) -> bool:
 def fetch_time_left(timeout: float, deadline: float) -> bool:
     """Whether a fetch ending at ``deadline`` (:func:`~simplejwt_patches.refetch.elapsed` clock) still has
     :data:`MIN_FETCH` (or a quarter of ``timeout``) to run in."""
-    return deadline - elapsed() >= min(MIN_FETCH, timeout / 4)
+    return not too_little_to_fetch(deadline - elapsed(), timeout)
+
+
+def too_little_to_fetch(left: float, timeout: float) -> bool:
+    """Whether ``left`` seconds are less than a fetch needs: :data:`MIN_FETCH`, or a quarter of ``timeout``."""
+    return left < min(MIN_FETCH, timeout / 4)
 
 
 class _Resolution:

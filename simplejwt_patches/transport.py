@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .conf import Options, get_options, jwk_url_problems, proxy_problem
-from .deadline import MIN_FETCH, Deadline, NotSent, idp_failed_in_request, note_idp_failure, time_left
+from .deadline import Deadline, NotSent, idp_failed_in_request, note_idp_failure, time_left, too_little_to_fetch
 from .diagnostics import describe, safe_url
 from .failures import JWKSFailure, JWKSResponseTooLarge, failure_from
 from .issuer_tags import issuer_of
@@ -223,7 +223,7 @@ def http_get(url: str, options: Options, *, etag: str | None = None, last_modifi
     seconds = options.timeout
     left = time_left()  # a request that fetched before (a realm's discovery document) has only what is left
     if left is not None and left < seconds:
-        if left < min(MIN_FETCH, options.timeout / 4):  # too little to fetch in: not worth an IdP request
+        if too_little_to_fetch(left, options.timeout):  # not worth an IdP request
             raise NotSent(
                 f"JWKS_TIMEOUT deadline of {options.timeout:g} s passed before {safe_url(url)} was requested "
                 "(the request's earlier fetches or waits took it)",

@@ -14,20 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from django.conf import settings
 from django.test import override_settings
 
 from simplejwt_patches.deadline import MARGIN
 from simplejwt_patches.shared_cache import SharedCache, SharedDocuments, open_entry, seal_entry
-from tests import test_realms
+from tests import test_realm_bounds, test_realms
 from tests.conftest import register_sensitive_token
 from tests.helpers import raw_redis
 from tests.idp import FakeKeycloak, Mode
@@ -35,6 +33,7 @@ from tests.test_realms import Realms
 from tests.test_shared_cache_trust import Planted
 
 realms, two_idps = test_realms.realms, test_realms.two_idps  # fixtures
+tls_realm = test_realm_bounds.tls_realm  # a realm on https (trustme): the downgrade test's
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("backend.decode.issuer-selection")]
 
@@ -231,15 +230,6 @@ def test_a_planted_document_is_never_adopted(realms, fleet, api, attacker, kind,
     assert len(ignored) == 1, ignored  # once per process
     assert kind not in ("another issuer",) or "discovery rules" in ignored[0]
     assert _warnings(caplog, "tokens from this issuer are rejected")
-
-
-@pytest.fixture(scope="module")
-def tls_realm() -> Iterator[tuple[FakeKeycloak, Path]]:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
-    with FakeKeycloak(realm="tls", ssl_context=server_ctx) as idp, ca.cert_pem.tempfile() as pem:
-        yield idp, Path(pem)
 
 
 def test_a_sealed_document_downgrading_https_to_http_is_never_adopted(tls_realm, redis, api, fresh_backend, caplog):
