@@ -14,6 +14,12 @@ SIMPLEJWT = simplejwt_version() or Version("0")
 PYJWT = pyjwt_caps().version or Version("0")
 #: The message SimpleJWT's TokenBackend/Token use for an invalid token on this release.
 INVALID_MESSAGE = "Token is invalid" if SIMPLEJWT >= Version("5.5.0") else "Token is invalid or expired"
+#: What a wall-clock measurement in a test may take beyond the bound it checks (``JWKS_TIMEOUT`` +
+#: ``deadline.MARGIN``) for reasons that are the machine's, not the package's: in CI three sessions share
+#: two cores, and a thread that is due may wait this long for one (0.28 s was seen past the bound in the
+#: tests-5.2.2 cell). Every bound that adds it stays below what its defect takes by at least as much
+#: again, or the test's status assertions catch that defect on their own.
+SCHEDULING = 0.4
 
 
 def doctor(

@@ -11,8 +11,9 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from simplejwt_patches.deadline import MARGIN
 from tests.conftest import last_exception
-from tests.helpers import _b64, find_in_chain, with_claims
+from tests.helpers import SCHEDULING, _b64, find_in_chain, with_claims
 from tests.idp import Mode
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,7 @@ def test_slow_drip_idp_is_bounded_by_jwks_timeout(idp, fresh_backend):
         for t in threads:
             t.join(timeout=10)
     assert outcomes == ["401"] * 4, outcomes
-    assert max(waits) < 1.6, waits  # 1 s deadline plus scheduling on a loaded 2-core machine
+    assert max(waits) < 1 + MARGIN + SCHEDULING, waits
     assert len(idp.jwks_requests()) == 1  # the waiters did not each start a fetch
 
 
@@ -69,7 +70,7 @@ def test_deadline_failure_is_a_timeout_in_the_cause_chain(api, idp):
     with patches(JWKS_TIMEOUT=0.5):
         started = time.monotonic()
         assert api(idp.mint()).status_code == 401
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 0.5 + MARGIN + SCHEDULING
     assert find_in_chain(last_exception(), JWKSFailure).kind == "timeout"
 
 

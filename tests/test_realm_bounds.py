@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from simplejwt_patches.deadline import MARGIN
 from simplejwt_patches.failures import JWKSFailure
 from tests.conftest import last_exception, register_sensitive_token
-from tests.helpers import find_in_chain
+from tests.helpers import SCHEDULING, find_in_chain
 from tests.idp import FakeKeycloak, Mode
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +76,7 @@ def test_a_cold_request_waits_one_jwks_timeout_for_discovery_and_key_set_togethe
     response = api(_mint(realm))
     took = time.perf_counter() - started
     assert response.status_code == 401
-    assert took <= 1 + MARGIN, f"{took:.2f} s: discovery and key set each got a JWKS_TIMEOUT of their own"
+    assert took <= 1 + MARGIN + SCHEDULING, f"{took:.2f} s: discovery and key set each got a JWKS_TIMEOUT of their own"
     failure = find_in_chain(last_exception(), JWKSFailure)
     assert failure.kind == "timeout"  # the key set got what discovery left of the one deadline
     assert len(realm.discovery_requests()) == 1 and len(realm.jwks_requests()) == 1
@@ -87,7 +87,7 @@ def test_discovery_and_key_set_within_one_jwks_timeout_together_are_200(realm, a
     realm.discovery_delay, realm.mode, realm.hang_seconds = 0.3, Mode.HANG, 0.3
     started = time.perf_counter()
     assert api(_mint(realm)).status_code == 200
-    assert time.perf_counter() - started <= 1 + MARGIN
+    assert time.perf_counter() - started <= 1 + MARGIN + SCHEDULING
     realm.mode = Mode.OK
     assert api(_mint(realm)).status_code == 200 and len(realm.requests) == 2  # warm: no more requests
 
@@ -118,7 +118,7 @@ def test_a_request_queued_behind_another_requests_cold_fetches_waits_one_jwks_ti
         time.sleep(0.01)
     decode("second")  # waits for the first one's document, then for its key set fetch
     first.join(3)
-    assert took["first"] <= 1 + MARGIN and took["second"] <= 1 + MARGIN, took
+    assert max(took.values()) <= 1 + MARGIN + SCHEDULING, took  # was 1.7 s and 200 for each (a timeout each)
     assert isinstance(outcome["second"], TokenBackendError)  # the key set did not arrive within the deadline
     assert len(realm.discovery_requests()) == 1
 
@@ -129,21 +129,21 @@ def test_waiting_for_another_requests_discovery_fetch_ends_with_the_requests_dea
     from simplejwt_patches.discovery import Discovery
 
     realm_idp.reset()
-    realm_idp.discovery_delay = 0.9
-    options = build_options({"JWKS_TIMEOUT": 1})
+    realm_idp.discovery_delay = 1.6  # the first request's fetch; the second's deadline is 0.3 s
+    options = build_options({"JWKS_TIMEOUT": 2})
     doc = Discovery(realm_idp.issuer, realm_idp.discovery_url)
     first = threading.Thread(target=doc.jwks_uri, args=(options,), daemon=True)
     first.start()
-    for _ in range(100):  # until the first fetch is in flight (it ends within 1 s)
+    for _ in range(100):  # until the first fetch is in flight (it ends within 2 s)
         if realm_idp.discovery_requests() or not first.is_alive():
             break
         time.sleep(0.01)
     started = time.perf_counter()
     with request_deadline(0.3), pytest.raises(JWKSFailure) as waited:
         doc.jwks_uri(options)
-    assert time.perf_counter() - started <= 0.3 + MARGIN
+    assert time.perf_counter() - started <= 0.3 + MARGIN + SCHEDULING  # without: the first fetch's 1.6 s
     assert waited.value.kind == "timeout" and "being fetched by another request" in waited.value.detail
-    first.join(2)
+    first.join(3)
     assert doc.jwks_uri(options) == realm_idp.jwks_url and len(realm_idp.discovery_requests()) == 1
     realm_idp.reset()
 

@@ -20,10 +20,11 @@ from django.conf import settings
 from django.test import override_settings
 from freezegun import freeze_time
 
+from simplejwt_patches.deadline import MARGIN
 from simplejwt_patches.shared_cache import JWKSSharedWaitFailed, SharedCache, open_entry, seal_entry
 from simplejwt_patches.shared_marks import seal_mark
 from tests.conftest import last_exception
-from tests.helpers import find_in_chain, raw_redis
+from tests.helpers import SCHEDULING, find_in_chain, raw_redis
 from tests.idp import Mode, generate_rsa_key
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fixer("pyjwt.client.key-source")]
@@ -230,8 +231,6 @@ def test_entries_of_a_fallback_key_are_trusted_and_resealed(api, idp, redis, fre
 
 # -- 10. the lock wait shares the JWKS_TIMEOUT deadline -----------------------------------------------
 
-MARGIN = 0.25  # the README's stated margin for the shared cache's own round trips
-
 
 def _timed(api, token: str) -> tuple[int, float]:
     started = time.monotonic()
@@ -249,9 +248,9 @@ def test_a_lock_no_live_holder_could_have_set_is_broken_at_once(api, idp, redis,
         raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), b"1", ex=6)
         status, took = _timed(api, idp.mint())
     if mode is Mode.OK:
-        assert status == 200 and took < 0.5, took  # broken at once: no wait
+        assert status == 200 and took < 0.5 + SCHEDULING, took  # broken at once: no wait (was 1 s and a 401)
     else:  # an IdP that does not answer: lock wait and fetch share the one deadline
-        assert status in (401, 503) and took < 1 + MARGIN, took
+        assert status in (401, 503) and took < 1 + MARGIN + SCHEDULING, took
     assert len(idp.jwks_requests()) == 1
 
 
@@ -263,17 +262,19 @@ def test_a_dead_holders_lock_is_waited_for_within_one_deadline(api, idp, redis, 
         raw.set(lock, seal_mark("lock", idp.jwks_url), px=1200)  # a holder's (JWKS_TIMEOUT + margin), killed 0.8 s ago
         time.sleep(0.8)  # the lock lapses 0.4 s into the request's deadline: 0.6 s left for the fetch (a loaded core)
         status, took = _timed(api, idp.mint())
-        assert status == 200 and took < 1 + MARGIN, took  # waited for the lapse, then fetched in what was left
+        assert status == 200 and took < 1 + MARGIN + SCHEDULING, (
+            took
+        )  # waited for the lapse, then fetched in what was left
         assert len(idp.jwks_requests()) == 1
 
         raw.delete(name(SharedCache.key(idp.jwks_url)))
         raw.set(lock, seal_mark("lock", idp.jwks_url), px=1200)  # killed just now: it lapses past this deadline
         fresh_backend()
         status, took = _timed(api, idp.mint())
-        assert status in (401, 503) and took < 1 + MARGIN, took
+        assert status in (401, 503) and took < 1 + MARGIN + SCHEDULING, took
         fresh_backend()
         status, took = _timed(api, idp.mint())  # the lock lapsed meanwhile: the next request fetches
-        assert status == 200 and took < 1 + MARGIN, took
+        assert status == 200 and took < 1 + MARGIN + SCHEDULING, took
 
 
 # -- the review: the refresh lock and the demand budget are sealed too -------------------------------
@@ -338,7 +339,7 @@ def test_a_planted_lock_is_broken_at_once(api, idp, redis, planted, caplog):
         raw, _ = raw_redis()
         raw.set(_lock(idp), value, px=1200)
         status, took = _timed(api, idp.mint())
-        assert status == 200 and took < 0.5, (status, took)
+        assert status == 200 and took < 0.5 + SCHEDULING, (status, took)
         assert len(idp.jwks_requests()) == 1
         assert len(_warnings(caplog, "broke the refresh lock")) == 1
         assert raw.get(_lock(idp)) is None  # and the holder released its own lock
@@ -356,7 +357,7 @@ def test_a_live_holders_lock_is_obeyed_and_a_timeout_is_logged_once_per_cooldown
             raw.set(_lock(idp), seal_mark("lock", idp.jwks_url), px=700)  # a live, slow holder's
             fresh_backend()
             status, took = _timed(api, idp.mint())
-            assert status in (401, 503) and took < 0.5 + MARGIN, (status, took)
+            assert status in (401, 503) and took < 0.5 + MARGIN + SCHEDULING, (status, took)
         assert idp.jwks_requests() == []
         assert len(_warnings(caplog, "held the lock for this request's whole JWKS_TIMEOUT=0.5 s")) == 1
 
