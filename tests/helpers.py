@@ -150,18 +150,30 @@ def raw_redis(alias: str = "jwks") -> tuple[Any, Any]:
     return cache._cache.get_client(None, write=True), cache.make_key
 
 
+def in_own_cell() -> bool:
+    """Whether this is the installed SimpleJWT release's own matrix cell: its pin's PyJWT and Django.
+
+    The ``pyjwt-X`` cells run the newest release again with another PyJWT, and ``django6`` with another
+    Django; a local venv made by ``nox -s tests-X`` is the release's own cell too.
+    """
+    from simplejwt_patches.pins import find_pin
+
+    installed = simplejwt_version()
+    pin = find_pin(installed) if installed is not None else None
+    pyjwt = distribution_version("PyJWT")
+    return (
+        pin is not None
+        and pyjwt is not None
+        and pyjwt == pyjwt.__class__(pin.env.pyjwt)
+        and str(distribution_version("Django")) == pin.env.django
+    )
+
+
 def in_newest_cell() -> bool:
     """Whether this is the newest pin's own matrix cell (its SimpleJWT, PyJWT and Django)."""
     from simplejwt_patches.pins import latest_pin
 
-    newest = latest_pin()
-    pyjwt = distribution_version("PyJWT")
-    return (
-        simplejwt_version() == newest.version
-        and pyjwt is not None
-        and pyjwt == pyjwt.__class__(newest.env.pyjwt)
-        and str(distribution_version("Django")) == newest.env.django
-    )
+    return simplejwt_version() == latest_pin().version and in_own_cell()
 
 
 #: For tests of a mechanism the pins do not change (a subprocess's stdin, a built release): the newest
@@ -174,3 +186,12 @@ def newest_cell_only(test: Any) -> Any:
     return pytest.mark.skipif(not in_newest_cell(), reason=f"runs in the tests-{latest_pin().simplejwt} cell only")(
         test
     )
+
+
+def own_cell_only() -> Any:
+    """The mark for tests of SimpleJWT's code as a release ships it (its modules' import, their wrapping):
+    every ``tests-X`` cell runs them; the ``pyjwt-X`` and ``django6`` cells, which run the newest release's
+    code again under another PyJWT or Django, skip them."""
+    import pytest
+
+    return pytest.mark.skipif(not in_own_cell(), reason="SimpleJWT's own code: runs in each release's own cell")

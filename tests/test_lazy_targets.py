@@ -27,9 +27,10 @@ from simplejwt_patches import patcher
 from simplejwt_patches.catalog import REGISTRY
 from simplejwt_patches.fingerprints import SourceUnavailable, fingerprint_installed, fingerprint_unimported
 from simplejwt_patches.registry import FUNCTIONAL, Fixer, Patch, Registry, also, fixer
+from tests.helpers import own_cell_only
 from tests.idp import Mode
 
-pytestmark = pytest.mark.fixer("outage.failure-status")
+pytestmark = [pytest.mark.fixer("outage.failure-status"), own_cell_only()]
 
 ROOT = Path(__file__).parent.parent
 PROBE = ROOT / "tests" / "project" / "lazy_probe.py"
