@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .conf import Options
-from .deadline import fetch_time_left
+from .deadline import fetch_time_left, unsent_without_idp_failure
 from .fleet import Fleet
 from .keyset import KeySet
 from .refetch import DemandBudget
@@ -56,6 +56,13 @@ class DemandRefetch:
             if options.shared_cache and self._fleet.take_budget(options) is False:
                 self.budget.refused_by_fleet(now[0], cooldown)
                 return self._fleet.published(options, now, refresher, deadline)
-            return refresher.attempt(options, now, demand=True)
+            try:
+                return refresher.attempt(options, now, demand=True)
+            except Exception as exc:
+                if unsent_without_idp_failure(exc):  # the time went to the shared cache: nothing was sent,
+                    self.budget.give_back()  # so nothing was spent (the fleet's too, for the next process)
+                    if options.shared_cache:
+                        self._fleet.give_back_budget(options)
+                raise
         finally:
             refresher.release()

@@ -12,9 +12,11 @@ The policy that decides when to do which is :class:`~simplejwt_patches.keysource
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .conf import Options
+from .deadline import request_deadline
 from .diagnostics import safe_url
 from .keyfetch import fetch_keyset
 from .keyset import KeySet, from_entry
@@ -33,6 +35,7 @@ class Fleet:
     def __init__(self, client_ref: Any) -> None:
         self._client_ref = client_ref
         self.reads: FleetReads[KeySet] = FleetReads()  # the bounded "is there a newer set" reads
+        self._budget_mark: bytes | None = None  # the fleet's budget this process took last (single flight)
 
     def url(self) -> str:
         return str(getattr(self._client_ref(), "uri", ""))
@@ -47,7 +50,9 @@ class Fleet:
         url = str(client.uri)
         return SharedCache(options.shared_cache).refresh(
             url,
-            fetch=lambda timeout=None: fetch_keyset(client, _within(options, timeout), previous, now, demand=demand),
+            fetch=lambda timeout=None: _within(
+                timeout, lambda: fetch_keyset(client, options, previous, now, demand=demand)
+            ),
             adopt=lambda entry: from_entry(entry, url, now),
             seen=previous,
             wall=now[1],
@@ -73,7 +78,15 @@ class Fleet:
     def take_budget(self, options: Options) -> bool | None:
         """The fleet's demand budget: ``False`` when another process spent it (``None``: cache down)."""
         assert options.shared_cache
-        return SharedCache(options.shared_cache).take_demand_budget(self.url(), options.refetch_cooldown)
+        taken, mark = SharedCache(options.shared_cache).take_demand_budget(self.url(), options.refetch_cooldown)
+        self._budget_mark = mark if taken else None
+        return taken
+
+    def give_back_budget(self, options: Options) -> None:
+        """Return the fleet's demand budget this process took last: its refetch was never sent."""
+        mark, self._budget_mark = self._budget_mark, None
+        if options.shared_cache and mark is not None:
+            SharedCache(options.shared_cache).give_back_demand_budget(self.url(), mark)
 
     def published(self, options: Options, now: Now, into: Refresher, deadline: float) -> KeySet | None:
         """The set that another process's fetch in flight publishes, adopted into ``into`` (until ``deadline``)."""
@@ -104,8 +117,11 @@ class Fleet:
         return keyset
 
 
-def _within(options: Options, timeout: float | None) -> Options:
-    """``options`` with ``JWKS_TIMEOUT`` cut to what is left of a deadline (after a shared-cache lock wait)."""
-    if timeout is None or timeout >= options.timeout:
-        return options
-    return Options({**options._values, "JWKS_TIMEOUT": max(timeout, 0.001)}, options.problems)
+def _within(timeout: float | None, fetch: Callable[[], KeySet]) -> KeySet:
+    """``fetch()`` with only ``timeout`` seconds left (what a shared-cache lock wait left of the deadline):
+    a request deadline, so the transport judges what is left against the configured ``JWKS_TIMEOUT``
+    (too little, and the fetch is not sent) and its messages name that ``JWKS_TIMEOUT``."""
+    if timeout is None:
+        return fetch()
+    with request_deadline(timeout):
+        return fetch()

@@ -58,14 +58,20 @@ class DemandBudget:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next: float | None = None  # bookkeeping clock: when the next demand refetch may start
+        self._before: float | None = None  # what _next was before the last take
 
     def take(self, now: float, cooldown: float) -> bool:
         """Spend the budget (``True``) unless it was spent less than ``cooldown`` ago."""
         with self._lock:
             if self._next is not None and now < self._next:
                 return False
-            self._next = now + cooldown
+            self._before, self._next = self._next, now + cooldown
             return True
+
+    def give_back(self) -> None:
+        """Undo the last :meth:`take`: its refetch was never sent (the caller holds the single flight)."""
+        with self._lock:
+            self._next = self._before
 
     def refused_by_fleet(self, now: float, cooldown: float) -> None:
         """Another process spent the fleet's budget: ask the fleet again soon, not a cooldown later."""

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 from .conf import Options
+from .deadline import unsent_without_idp_failure
 from .keyset import KeySet
 from .refetch import FailureMemory, elapsed
 from .refusals import refresh_timed_out, tried_recently
@@ -67,10 +68,18 @@ class Refresher:
         return True
 
     def attempt(self, options: Options, now: Now, *, demand: bool = False) -> KeySet:
-        """One refresh (the caller holds the single flight); its outcome goes into :attr:`memory`."""
+        """One refresh (the caller holds the single flight); its outcome goes into :attr:`memory`.
+
+        A fetch not sent for want of time, in a request no fetch of which failed at the IdP (the time went
+        to a slow shared cache), is no attempt: nothing is remembered and the set's generation is kept, so
+        the next request (and a waiter for this one) fetches itself instead of being refused for a cooldown
+        on the account of a fetch the IdP never saw.
+        """
         try:
             keyset = self._fetch(options, now, self.keyset, demand)
         except Exception as exc:
+            if unsent_without_idp_failure(exc):
+                raise
             self.memory.record(now[0], exc)
             self._publish(self.keyset)
             stale = self._fallback(options, now, exc) if self.keyset is None else None

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from .cache_store import RawStore, raw_store, refusal
 from .conf import Options, get_options
-from .deadline import time_left, unsent_without_idp_failure
+from .deadline import time_left, too_little_to_fetch, unsent_without_idp_failure
 from .diagnostics import causes, describe, safe_url
 from .failures import JWKSFailure, find_failure
 from .shared_marks import open_mark, seal_mark, secret_keys
@@ -247,26 +247,32 @@ class _Coordination(_Store):
             self._break(url, "lock", value, why)
         return asked + max(0.0, left)
 
-    def take_demand_budget(self, url: str, cooldown: float) -> bool | None:
-        """The fleet's demand-refetch budget: ``True`` when this process may refetch now, ``False`` when
-        another one did within ``cooldown``, ``None`` when the cache is down (the local budget applies).
-        A budget key no process of this fleet could have set is broken, then taken."""
-        key, ttl = self.key(url) + ":demand", max(1.0, cooldown)
+    def take_demand_budget(self, url: str, cooldown: float) -> tuple[bool | None, bytes]:
+        """The fleet's demand-refetch budget: ``(True, mark)`` when this process may refetch now (``mark``
+        gives it back, :meth:`give_back_demand_budget`), ``False`` when another one did within ``cooldown``,
+        ``None`` when the cache is down (the local budget applies). A budget key no process of this fleet
+        could have set is broken, then taken."""
+        key, ttl, mark = self.key(url) + ":demand", max(1.0, cooldown), seal_mark("demand", url)
         for attempt in range(2):
-            ok, added = self._op("add", key, seal_mark("demand", url), ttl)
+            ok, added = self._op("add", key, mark, ttl)
             if not ok:
-                return None
+                return None, mark
             if added or attempt:
-                return bool(added)
+                return bool(added), mark
             ok, value = self._value(url, "demand")
             if not ok:
-                return None
+                return None, mark
             if value is not None:  # None: gone meanwhile (expired), add once more
                 why = self._misfit("demand", url, value, ttl)[0]
                 if why is None:
-                    return False  # a live budget: another process refetched within the cooldown
+                    return False, mark  # a live budget: another process refetched within the cooldown
                 self._break(url, "demand", value, why)
-        return False  # pragma: no cover - the loop returns
+        return False, mark  # pragma: no cover - the loop returns
+
+    def give_back_demand_budget(self, url: str, mark: bytes) -> None:
+        """Return the fleet's budget taken as ``mark``: its refetch was never sent. Deleted only while it
+        holds ``mark``, never a budget another process took since."""
+        self._op("delete_if", self.key(url) + ":demand", mark)
 
     def lock(self, url: str, ttl: float) -> tuple[bool | None, bytes]:
         """``(acquired, our lock's value)``; acquired is ``False`` when another process holds the lock,
@@ -328,6 +334,9 @@ class SharedCache(_Coordination):
         if entry is not None and adoptable(entry, seen, wall, options):
             return adopt(entry)
         generation = max(entry["generation"] if entry else 0, seen.generation if seen else 0) + 1
+        left = deadline - time.monotonic()
+        if too_little_to_fetch(left, options.timeout):  # the fetch will not be sent: no lock for it, no
+            return fetch(timeout=max(0.0, left)).with_generation(generation)  # waiter misled (NotSent)
         locked, held = self.lock(url, options.timeout + LOCK_MARGIN)
         if locked is None:  # cache down: work alone
             return fetch().with_generation(generation)
@@ -398,7 +407,7 @@ class SharedCache(_Coordination):
             if left <= 0:
                 break
             if lapses is not None and now >= lapses:  # the holder died mid-fetch (or it was no holder's lock)
-                if left < POLL:
+                if too_little_to_fetch(left, options.timeout):  # a fetch would not be sent: no lock for it
                     break
                 taken, held = self.lock(url, left + LOCK_MARGIN)
                 if taken is None:  # the cache went down: work alone

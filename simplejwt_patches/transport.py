@@ -339,7 +339,8 @@ def fetch_payload(client: Any, options: Options | None = None, **conditional: st
 
     Logs every fetch at DEBUG (URL, status, duration, size, kids/algs, headers with secrets
     masked) and every failure at WARNING with the status or reason; sends the ``jwks_fetched`` /
-    ``jwks_fetch_failed`` signals.
+    ``jwks_fetch_failed`` signals. A fetch not sent for want of time (:class:`~.deadline.NotSent`) is
+    one WARNING saying so, and no signal: the IdP was asked nothing.
     """
     return fetch(client, options, etag=conditional.get("etag"), last_modified=conditional.get("last_modified"))[0]
 
@@ -377,6 +378,11 @@ def fetch(
         payload = parse_key_set(raw.body) if raw.status != 304 else cached[0] if cached is not None else {}
         if raw.status != 304 and not pyjwt_caps().skips_unusable_keys:
             payload = _drop_unusable_keys(payload, shown)
+    except NotSent as exc:  # the IdP was asked nothing: no fetch failed (no jwks_fetch_failed), the request timed out
+        failure = JWKSFailure("timeout", str(exc))
+        failure.__cause__ = exc
+        logger.warning("JWKS fetch not sent: %s%s", exc, realm)  # the message names the URL
+        raise network_error(f'Fail to fetch data from the url, err: "{failure.detail}"') from failure
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError, JWKSFailure) as exc:
         elapsed = (time.perf_counter() - started) * 1000
         failure = exc if isinstance(exc, JWKSFailure) else failure_from(exc, status)

@@ -318,6 +318,13 @@ POLICY = {
         "test_keysource_parts::test_a_demand_refetch_with_no_time_left_leaves_the_fleets_budget",
         "test_keysource_parts::test_a_fetch_not_sent_for_want_of_time_proves_no_outage_unless_the_idp_failed_first",
         "test_discovery_shared_cache::test_a_slow_shared_cache_alone_never_serves_the_fleets_last_good_document",
+        "test_unsent_fetch::test_a_fetch_that_cannot_be_sent_takes_no_refresh_lock",
+        "test_unsent_fetch::test_a_fetch_left_too_little_by_a_lock_wait_is_not_sent",
+        "test_unsent_fetch::test_an_unsent_fetch_is_one_warning_and_no_fetch_failed_signal",
+        "test_unsent_fetch::test_an_unsent_demand_refetch_gives_back_this_processs_budget",
+        "test_unsent_fetch::test_an_unsent_demand_refetch_gives_back_the_fleets_budget",
+        "test_unsent_fetch::test_an_unsent_fetch_is_no_attempt_for_a_waiter_either",
+        "test_discovery_shared_cache::test_a_worker_started_during_an_outage_accepts_a_valid_token_from_the_fleets_document_and_set",
     ],
     "Any failed fetch": [
         "test_rotation::test_a_failed_demand_refetch_names_the_403",

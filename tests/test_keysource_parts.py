@@ -338,9 +338,9 @@ def test_a_demand_refetch_with_no_time_left_leaves_the_fleets_budget(idp, redis)
 
 
 def test_a_fetch_not_sent_for_want_of_time_proves_no_outage_unless_the_idp_failed_first(idp):
-    """NotSent (too little left of the request's deadline) is a failed attempt like any other, but the
-    shared cache's last good set may be served on its account only when an earlier fetch of the same
-    request failed at the IdP: a slow shared cache alone must not unlock that longer bound (review)."""
+    """NotSent (too little left of the request's deadline) lets the shared cache's last good set be served
+    on its account only when an earlier fetch of the same request failed at the IdP: a slow shared cache
+    alone must not unlock that longer bound (review). Without such a failure it is no attempt at all."""
     import urllib.error
 
     from simplejwt_patches.deadline import NotSent, request_deadline
@@ -354,7 +354,8 @@ def test_a_fetch_not_sent_for_want_of_time_proves_no_outage_unless_the_idp_faile
         refresher.attempt(opts, at(0))
     (unsent,) = [e for e in causes(raised.value) if isinstance(e, NotSent)]
     assert unsent.after_idp_failure is False and idp.jwks_requests() == []
-    assert not refresher.memory.ok and not own_fetch_failed(raised.value)  # no proof the IdP is down
+    assert not own_fetch_failed(raised.value)  # no proof the IdP is down
+    assert refresher.memory.ok and refresher.memory.attempt is None and refresher.current[0] == 0  # no attempt
     idp.mode = Mode.FORBIDDEN
     try:
         with request_deadline(0.3):

@@ -1,0 +1,173 @@
+"""A fetch not sent for want of time (``deadline.NotSent``) costs nothing and says what it was.
+
+The time a request has for its key set can go to the shared cache (slow Redis round trips after the
+check that let the request spend the demand budget) or to a lock wait. Found in the second review of the
+deadline work (findings 4 and 5) and in its "left alone" notes:
+
+* the request took the fleet's refresh lock for the fetch it then did not send, and the processes
+  waiting on that lock were told the fetch had failed (``peer_failed``);
+* the demand budget it had taken, its own and the fleet's, stayed spent for a cooldown although the IdP
+  was asked nothing, and the process remembered the unsent fetch as a failure (no retry for a cooldown);
+* after a lock wait the fetch was sent with whatever was left (its timeout cut, the "too little to
+  fetch" rule judged against the cut timeout, never true), and logged "failed after 0 ms" with a
+  ``jwks_fetch_failed`` signal, as if the IdP had failed.
+
+Real redis-server, the loopback IdP, DRF's request path where a request is the subject; time runs out
+through :func:`~simplejwt_patches.deadline.request_deadline` (what slow round trips leave), not sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+
+import jwt
+import pytest
+
+from simplejwt_patches import signals
+from simplejwt_patches.conf import get_options
+from simplejwt_patches.deadline import NotSent, request_deadline
+from simplejwt_patches.diagnostics import causes
+from simplejwt_patches.fleet import Fleet
+from simplejwt_patches.keyfetch import fetch_keyset
+from simplejwt_patches.shared_cache import SharedCache
+from simplejwt_patches.shared_marks import seal_mark
+from tests.helpers import raw_redis
+from tests.test_keysource_parts import at, client_of, demand_for, now_wall, options, shared
+
+pytestmark = [pytest.mark.django_db, pytest.mark.fixer("pyjwt.client.key-source")]
+
+
+def _unsent(exc: BaseException) -> NotSent:
+    (unsent,) = [e for e in causes(exc) if isinstance(e, NotSent)]
+    return unsent
+
+
+def test_a_fetch_that_cannot_be_sent_takes_no_refresh_lock(idp, redis):
+    """Finding 4: the lock was taken (and released) around a fetch that was never sent."""
+    with shared(redis, JWKS_TIMEOUT=1):
+        opts, client, url = get_options(), client_of(idp), idp.jwks_url
+        raw, name = raw_redis()
+        lock = name(SharedCache.key(url) + ":lock")
+        held: list[bytes | None] = []
+
+        def fetch(timeout: float | None = None):
+            held.append(raw.get(lock))
+            return fetch_keyset(client, opts, None, now_wall())
+
+        with request_deadline(0.05), pytest.raises(jwt.PyJWKClientError) as raised:
+            SharedCache("jwks").refresh(url, fetch=fetch, adopt=lambda e: None, seen=None, wall=time.time(),
+                                        options=opts)  # fmt: skip
+    assert held == [None]  # was: this request's lock, so a waiter elsewhere recorded peer_failed
+    assert _unsent(raised.value).after_idp_failure is False and idp.jwks_requests() == []
+
+
+def test_a_fetch_left_too_little_by_a_lock_wait_is_not_sent(api, idp, redis, fresh_backend):
+    """A dead holder's lock that lapses 0.07 s before the request's deadline: the fetch after the wait was
+    sent with a 0.07 s timeout (the rule judged 0.07 against 0.07 / 4, never "too little"); the loopback
+    IdP may answer in that time, an IdP farther away times out, and the timeout is blamed on it."""
+    with shared(redis, JWKS_TIMEOUT=1):
+        raw, name = raw_redis()
+        raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), seal_mark("lock", idp.jwks_url), px=430)
+        with request_deadline(0.5):
+            assert api(idp.mint()).status_code in (401, 503)
+        assert idp.jwks_requests() == []  # nothing sent in the 0.07 s left
+        fresh_backend()
+        assert api(idp.mint()).status_code == 200  # the lock lapsed: the next request fetches
+        assert len(idp.jwks_requests()) == 1
+
+
+def test_an_unsent_fetch_is_one_warning_and_no_fetch_failed_signal(idp, caplog):
+    failed: list[dict[str, object]] = []
+
+    def receiver(sender: object, **kwargs: object) -> None:
+        failed.append(kwargs)
+
+    signals.jwks_fetch_failed.connect(receiver)
+    try:
+        with caplog.at_level(logging.WARNING, "simplejwt_patches"), request_deadline(0.01):
+            with pytest.raises(jwt.PyJWKClientError) as raised:
+                fetch_keyset(client_of(idp), options(JWKS_TIMEOUT=1), None, at(0))
+    finally:
+        signals.jwks_fetch_failed.disconnect(receiver)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("simplejwt_patches")]
+    assert len(lines) == 1 and lines[0].startswith("JWKS fetch not sent: JWKS_TIMEOUT deadline of 1 s passed")
+    assert "failed after" not in lines[0]  # was "failed after 0 ms", as if the IdP had failed
+    assert failed == [] and idp.jwks_requests() == []
+    assert _unsent(raised.value) is not None
+
+
+def test_an_unsent_demand_refetch_gives_back_this_processs_budget(idp):
+    """Finding 5, one process: slow round trips after the check spent the budget and sent nothing; the
+    rotated kid was then rejected for a cooldown without the IdP being asked."""
+    demand, refresher, _client = demand_for(client_of(idp))
+    opts = options(JWKS_REFETCH_COOLDOWN=30, JWKS_TIMEOUT=1)
+    refresher.attempt(opts, at(0))
+    kid = idp.rotate()
+    with request_deadline(0.05), pytest.raises(jwt.PyJWKClientError) as raised:  # 1 s at the check, 0.05 at the send
+        demand(opts, at(1), lambda ks: kid in ks.keys, time_at_check())
+    assert _unsent(raised.value).after_idp_failure is False and len(idp.jwks_requests()) == 1
+    assert refresher.memory.ok  # no attempt remembered
+    assert demand(opts, at(2), lambda ks: kid in ks.keys, time_at_check()) is refresher.keyset  # the budget is back
+    assert kid in refresher.keyset.keys and len(idp.jwks_requests()) == 2
+    assert demand(opts, at(3), lambda ks: idp.rotate() in ks.keys, time_at_check()) is None  # and now spent
+    assert len(idp.jwks_requests()) == 2
+
+
+def test_an_unsent_demand_refetch_gives_back_the_fleets_budget(idp, redis):
+    """Finding 5, a fleet: the other worker was refused the fleet's budget for a cooldown, waited for a set
+    nobody was fetching, and rejected the rotated kid."""
+    with shared(redis, JWKS_REFETCH_COOLDOWN=30, JWKS_TIMEOUT=1):
+        opts, now = get_options(), now_wall()
+        a, a_set, _a = demand_for(client_of(idp))
+        b, b_set, _b = demand_for(client_of(idp))
+        a_set.attempt(opts, now)
+        b_set.attempt(opts, now)  # adopts a's
+        kid, later = idp.rotate(), (1.0, now[1] + 1)
+        raw, name = raw_redis()
+        with request_deadline(0.05), pytest.raises(jwt.PyJWKClientError):
+            a(opts, later, lambda ks: kid in ks.keys, time_at_check())
+        assert raw.get(name(SharedCache.key(idp.jwks_url) + ":demand")) is None  # given back
+        assert b(opts, later, lambda ks: kid in ks.keys, time_at_check()) is b_set.keyset  # the fleet's one refetch
+        assert kid in b_set.keyset.keys and len(idp.jwks_requests()) == 2
+        assert raw.pttl(name(SharedCache.key(idp.jwks_url) + ":demand")) > 25_000  # b's, spent for a cooldown
+
+
+def test_a_budget_given_back_is_only_ever_the_takers(idp, redis):
+    """Giving back deletes the fleet's budget only while it holds the taker's mark: never one another
+    process took since (a budget that lapsed and was taken again)."""
+    with shared(redis, JWKS_REFETCH_COOLDOWN=30):
+        opts = get_options()
+        clients = client_of(idp), client_of(idp)
+        a, b = Fleet(weakref.ref(clients[0])), Fleet(weakref.ref(clients[1]))
+        raw, name = raw_redis()
+        key = name(SharedCache.key(idp.jwks_url) + ":demand")
+        assert a.take_budget(opts) is True
+        raw.delete(key)  # a's budget lapsed
+        assert b.take_budget(opts) is True
+        a.give_back_budget(opts)
+        assert raw.get(key) is not None and a.take_budget(opts) is False  # b's stands
+        b.give_back_budget(opts)
+        b.give_back_budget(opts)  # twice: nothing more
+        assert raw.get(key) is None and a.take_budget(opts) is True
+
+
+def test_an_unsent_fetch_is_no_attempt_for_a_waiter_either(idp):
+    """A cold request whose fetch was not sent: the next one (a waiter for it) fetches instead of being
+    refused with "last attempt 0 s ago; not retried before JWKS_REFETCH_COOLDOWN"."""
+    _demand, refresher, _client = demand_for(client_of(idp))
+    opts = options(JWKS_REFETCH_COOLDOWN=30, JWKS_TIMEOUT=1)
+    generation = refresher.current[0]
+    with request_deadline(0.0), pytest.raises(jwt.PyJWKClientError):
+        refresher.refresh(opts, at(0), time_at_check())
+    assert refresher.current[0] == generation and refresher.memory.attempt is None
+    assert refresher.refresh(opts, at(0), time_at_check()) is refresher.keyset is not None
+    assert len(idp.jwks_requests()) == 1
+
+
+def time_at_check() -> float:
+    """A deadline one second away on the clock the demand refetch checks (its request may have less)."""
+    from simplejwt_patches.refetch import elapsed
+
+    return elapsed() + 1
