@@ -98,7 +98,7 @@ class Discovery:
         if uri is not None:  # expired: one caller refreshes, the others keep the known URI
             if not self._lock.acquire(blocking=False):
                 return uri
-        elif not self._lock.acquire(timeout=self._time_left(options)):  # cold: wait for the fetch in flight
+        elif not self._lock.acquire(timeout=_time_left(options)):  # cold: wait for the fetch in flight
             raise JWKSFailure(
                 "timeout",
                 f"the discovery document at {safe_url(self.url)} being fetched by another request did not arrive "
@@ -110,7 +110,7 @@ class Discovery:
                 return uri
             if self._recently_failed(now, options):
                 return self._serve_stale(now)
-            if self._time_left(options) <= 0.001:  # the request's deadline passed while waiting: not the IdP's fault
+            if _time_left(options) <= 0.001:  # the request's deadline passed while waiting: not the IdP's fault
                 raise JWKSFailure("timeout", f"JWKS_TIMEOUT={options.timeout:g} s passed before {safe_url(self.url)} "
                                   "was requested")  # fmt: skip
             return self._refresh(options)
@@ -130,12 +130,6 @@ class Discovery:
             fetched_ago_s=None if fetched_at is None else round(now - fetched_at, 3),
             failed_ago_s=None if failed_at is None or failure is None else round(now - failed_at, 3),
         )
-
-    @staticmethod
-    def _time_left(options: Options) -> float:
-        """What is left of this request's deadline (:func:`~.deadline.request_deadline`), else ``JWKS_TIMEOUT``."""
-        left = time_left()
-        return options.timeout if left is None else min(left, options.timeout)
 
     def _recently_failed(self, now: float, options: Options) -> bool:
         return self._failed_at is not None and now - self._failed_at < max(options.refetch_cooldown, 1.0)
@@ -160,8 +154,9 @@ class Discovery:
             jwks_uri, lifetime, storable = self._fetch(options)
         except JWKSFailure as failure:
             now = self._clock()
-            self._failed_at, self._failure = now, failure
             proof = not unsent_without_idp_failure(failure)  # not sent, no IdP failure: a slow cache
+            if proof:  # else no attempt: nothing to remember, the next request fetches
+                self._failed_at, self._failure = now, failure
             fleet = self._fleet.stale(options, self._doc, self._wall()) if shared and proof else None
             if fleet is not None:  # started (or restarted) during an outage: the fleet's last good document
                 self._keep(fleet, options, stale=True)
@@ -170,6 +165,10 @@ class Discovery:
             logger.warning("discovery document of issuer %s at %s failed: %s; %s", shown_issuer(self.issuer), shown,
                            failure.detail, f"serving {source} jwks_uri (stale)" if serving else
                            "tokens from this issuer are rejected")  # fmt: skip
+            if not proof:  # this process's own last known document, within its own stale bound, or none
+                if serving and self._jwks_uri is not None:
+                    return self._jwks_uri
+                raise
             return self._serve_stale(now)
         generation = self._doc.generation if self._doc is not None else 0
         document = Document(self.issuer, jwks_uri, self._wall(), lifetime, generation)
@@ -245,3 +244,9 @@ def checked_jwks_uri(issuer: str, url: str, document: dict[str, Any], status: in
 def _downgrades(document_url: str, jwks_uri: str) -> bool:
     """A document fetched over https that sends the key set fetch to plain http (refused: no downgrade)."""
     return urlsplit(document_url).scheme.lower() == "https" and urlsplit(jwks_uri).scheme.lower() != "https"
+
+
+def _time_left(options: Options) -> float:
+    """What is left of this request's deadline (:func:`~.deadline.request_deadline`), else ``JWKS_TIMEOUT``."""
+    left = time_left()
+    return options.timeout if left is None else min(left, options.timeout)

@@ -50,6 +50,8 @@ logger = logging.getLogger("simplejwt_patches.jwks")
 LOCK_MARGIN = 0.2
 #: How often a waiter looks for the lock holder's set.
 POLL = 0.05
+#: How long the mark of a lock holder whose fetch was not sent lives (its waiters read it within a POLL).
+UNSENT_TTL = 1.0
 
 
 K = TypeVar("K", bound="Publishable")
@@ -334,9 +336,9 @@ class SharedCache(_Coordination):
         if entry is not None and adoptable(entry, seen, wall, options):
             return adopt(entry)
         generation = max(entry["generation"] if entry else 0, seen.generation if seen else 0) + 1
-        left = deadline - time.monotonic()
-        if too_little_to_fetch(left, options.timeout):  # the fetch will not be sent: no lock for it, no
-            return fetch(timeout=max(0.0, left)).with_generation(generation)  # waiter misled (NotSent)
+        left = time_left()  # a request's own deadline (a realm's): its fetch will not be sent with too little
+        if left is not None and too_little_to_fetch(left, options.timeout):  # left, so no lock for it, and no
+            return fetch(timeout=left).with_generation(generation)  # waiter misled (NotSent; nothing spent)
         locked, held = self.lock(url, options.timeout + LOCK_MARGIN)
         if locked is None:  # cache down: work alone
             return fetch().with_generation(generation)
@@ -354,14 +356,27 @@ class SharedCache(_Coordination):
         held: bytes,
         **timeout: float,
     ) -> K:
-        """Fetch (caller holds the lock whose value is ``held``) and publish, then unlock."""
+        """Fetch (caller holds the lock whose value is ``held``) and publish, then unlock. A fetch not sent
+        for want of this request's time (no IdP failure) leaves a sealed ``unsent`` mark before the unlock:
+        the waiters then take the lock and fetch themselves instead of judging the IdP by it."""
         try:
             keyset = fetch(**timeout).with_generation(generation)
             if keyset.storable:
                 self.put(url, keyset, (keyset.expires_wall - wall) + options.stale_if_error)
             return keyset
+        except Exception as exc:
+            if unsent_without_idp_failure(exc):
+                self._op("set", self.key(url) + ":unsent", seal_mark("unsent", url), UNSENT_TTL)
+            else:  # a failure its waiters must judge the IdP by: no earlier holder's mark may say otherwise
+                self._op("delete", self.key(url) + ":unsent")
+            raise
         finally:
             self.unlock(url, held)
+
+    def _unsent(self, url: str) -> bool:
+        """Whether the lock's last holder left a live ``unsent`` mark (sealed, taken within UNSENT_TTL)."""
+        ok, value = self._value(url, "unsent")
+        return ok and value is not None and self._misfit("unsent", url, value, UNSENT_TTL)[0] is None
 
     def _take_over(
         self,
@@ -407,8 +422,8 @@ class SharedCache(_Coordination):
             if left <= 0:
                 break
             if lapses is not None and now >= lapses:  # the holder died mid-fetch (or it was no holder's lock)
-                if too_little_to_fetch(left, options.timeout):  # a fetch would not be sent: no lock for it
-                    break
+                if too_little_to_fetch(left, options.timeout):  # a fetch would not be sent: no lock for it,
+                    return fetch(timeout=left).with_generation(generation)  # and no attempt (NotSent, nothing spent)
                 taken, held = self.lock(url, left + LOCK_MARGIN)
                 if taken is None:  # the cache went down: work alone
                     return fetch(timeout=left).with_generation(generation)
@@ -426,6 +441,9 @@ class SharedCache(_Coordination):
                 entry = self.get(url)  # released, not lapsed: the holder published or failed
                 if entry is not None and adoptable(entry, seen, wall, options):
                     return adopt(entry)
+                if self._unsent(url):  # its fetch was never sent: no failure of the IdP's; take the lock
+                    lapses = time.monotonic()
+                    continue
                 failure = JWKSFailure("peer_failed", f"no fresh key set was published in {self.alias!r}")
                 failure.__cause__ = JWKSSharedRefreshFailed(
                     f"no fresh key set was published for {safe_url(url)} in {self.alias!r}"

@@ -1,4 +1,5 @@
-"""The sealed values of the shared cache's coordination keys: the refresh lock and the demand budget.
+"""The sealed values of the shared cache's coordination keys: the refresh lock, the demand budget, and the
+mark a lock holder leaves when its fetch was not sent.
 
 Whoever can write the cache could otherwise plant a lock that keeps cold workers from ever fetching,
 or a budget key without expiry that turns off rotation pick-up for the fleet. Their values are
@@ -21,7 +22,7 @@ __all__ = ["open_mark", "seal_mark", "secret_keys"]
 
 _PREFIX = b"sjp-mark-1\n"
 _SALT = "simplejwt_patches.jwks.shared-cache.mark"
-_KINDS = ("lock", "demand")
+_KINDS = ("lock", "demand", "unsent")
 
 
 def secret_keys() -> list[Any]:

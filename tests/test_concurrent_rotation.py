@@ -324,6 +324,10 @@ POLICY = {
         "test_unsent_fetch::test_an_unsent_demand_refetch_gives_back_this_processs_budget",
         "test_unsent_fetch::test_an_unsent_demand_refetch_gives_back_the_fleets_budget",
         "test_unsent_fetch::test_an_unsent_fetch_is_no_attempt_for_a_waiter_either",
+        "test_unsent_fetch::test_a_lock_wait_that_leaves_too_little_spends_nothing",
+        "test_unsent_fetch::test_a_discovery_document_not_sent_is_no_attempt",
+        "test_unsent_fetch::test_a_holder_whose_fetch_was_not_sent_lets_its_waiters_fetch",
+        "test_unsent_fetch::test_a_slow_shared_cache_without_a_request_deadline_still_fetches",
         "test_discovery_shared_cache::test_a_worker_started_during_an_outage_accepts_a_valid_token_from_the_fleets_document_and_set",
     ],
     "Any failed fetch": [

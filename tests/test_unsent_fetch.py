@@ -19,6 +19,7 @@ through :func:`~simplejwt_patches.deadline.request_deadline` (what slow round tr
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 
@@ -111,7 +112,8 @@ def test_an_unsent_demand_refetch_gives_back_this_processs_budget(idp):
     assert refresher.memory.ok  # no attempt remembered
     assert demand(opts, at(2), lambda ks: kid in ks.keys, time_at_check()) is refresher.keyset  # the budget is back
     assert kid in refresher.keyset.keys and len(idp.jwks_requests()) == 2
-    assert demand(opts, at(3), lambda ks: idp.rotate() in ks.keys, time_at_check()) is None  # and now spent
+    later = idp.rotate()
+    assert demand(opts, at(3), lambda ks: later in ks.keys, time_at_check()) is None  # and now spent
     assert len(idp.jwks_requests()) == 2
 
 
@@ -171,3 +173,108 @@ def time_at_check() -> float:
     from simplejwt_patches.refetch import elapsed
 
     return elapsed() + 1
+
+
+# -- the adversarial review of the change above --------------------------------------------------------
+
+
+@pytest.fixture
+def slow_redis(redis_server: str, redis: str):
+    """The real redis-server behind a relay that holds its replies back (:class:`tests.slow_relay.SlowRelay`)."""
+    from tests.slow_relay import SlowRelay
+
+    relay = SlowRelay(redis_server)
+    try:
+        yield relay
+    finally:
+        relay.close()
+
+
+def test_a_slow_shared_cache_without_a_request_deadline_still_fetches(api, idp, slow_redis, fresh_backend):
+    """Review finding 1: the no-lock rule judged the cache's own 0.35 s reply against JWKS_TIMEOUT = 0.4 s
+    where no request deadline applies (SimpleJWT's single JWK_URL): every cold request was refused and nothing
+    was remembered, for as long as the cache stayed slow. The fetch gets its JWKS_TIMEOUT, as before."""
+    with shared(slow_redis.url(), JWKS_TIMEOUT=0.4):
+        fresh_backend()
+        slow_redis.delay = 0.35
+        assert api(idp.mint()).status_code == 200
+        assert len(idp.jwks_requests()) == 1
+
+
+def test_a_lock_wait_that_leaves_too_little_spends_nothing(idp, redis):
+    """Review finding 4: a dead holder's lock lapsing 0.05 s before the deadline ended the wait as a failure:
+    the fleet's budget stayed spent and the failure was remembered, so the rotated kid was refused for a
+    cooldown although the IdP was asked nothing."""
+    with shared(redis, JWKS_TIMEOUT=1, JWKS_REFETCH_COOLDOWN=30):
+        opts, now = get_options(), now_wall()
+        demand, refresher, _client = demand_for(client_of(idp))
+        refresher.attempt(opts, now)
+        kid = idp.rotate()
+        raw, name = raw_redis()
+        raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), seal_mark("lock", idp.jwks_url), px=950)
+        try:  # nothing sent in the 0.05 s left (or, on a slow core, sent with 0.1 s or more: then it has the kid)
+            demand(opts, (1.0, now[1] + 1), lambda ks: kid in ks.keys, time_at_check())
+        except jwt.PyJWKClientError as exc:
+            assert _unsent(exc).after_idp_failure is False and len(idp.jwks_requests()) == 1
+            assert refresher.memory.ok and raw.get(name(SharedCache.key(idp.jwks_url) + ":demand")) is None
+        for _ in range(50):  # until the dead holder's lock is gone (it lapses 0.95 s after it was set)
+            if raw.get(name(SharedCache.key(idp.jwks_url) + ":lock")) is None:
+                break
+            time.sleep(0.02)
+        assert demand(opts, (2.0, now[1] + 2), lambda ks: kid in ks.keys, time_at_check()) is refresher.keyset
+        assert kid in refresher.keyset.keys and len(idp.jwks_requests()) == 2
+
+
+def test_a_discovery_document_not_sent_is_no_attempt(idp):
+    """Review finding 3: a realm's discovery document not sent for want of time (the request's deadline went
+    to the shared cache) was remembered as a failure: the realm's tokens were refused for a cooldown."""
+    from simplejwt_patches.discovery import Discovery
+
+    opts = options(JWKS_TIMEOUT=1, JWKS_REFETCH_COOLDOWN=30)
+    doc = Discovery(idp.issuer, idp.discovery_url)
+    with request_deadline(0.05), pytest.raises(Exception) as raised:  # less than MIN_FETCH left
+        doc.jwks_uri(opts)
+    assert _unsent(raised.value).after_idp_failure is False and idp.discovery_requests() == []
+    assert doc.jwks_uri(opts) == idp.jwks_url and len(idp.discovery_requests()) == 1
+
+
+def test_a_holder_whose_fetch_was_not_sent_lets_its_waiters_fetch(idp, redis, slow_redis):
+    """Review finding 2: a realm request took the refresh lock (the lock's reply came 0.3 s late, so its
+    deadline was then spent) and its fetch was not sent; the process waiting on that lock was told the fleet's
+    fetch had failed (peer_failed) and refused the realm's tokens for a cooldown. The holder now leaves a
+    sealed "unsent" mark: the waiter takes the lock and fetches itself."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from simplejwt_patches.refresher import Refresher
+
+    caches = {**settings.CACHES,
+              "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": slow_redis.url()},
+              "jwks_b": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis}}  # fmt: skip
+    conf = {"JWKS_REFRESH_AHEAD": 0, "JWKS_TIMEOUT": 1, "JWKS_REFETCH_COOLDOWN": 30}
+    with override_settings(CACHES=caches, SIMPLE_JWT_PATCHES={**conf, "JWKS_SHARED_CACHE": "jwks"}):
+        a_opts = get_options()
+    with override_settings(CACHES=caches, SIMPLE_JWT_PATCHES={**conf, "JWKS_SHARED_CACHE": "jwks_b"}):
+        b_opts = get_options()
+    with override_settings(CACHES=caches):
+        clients = client_of(idp), client_of(idp)
+        fleets = Fleet(weakref.ref(clients[0])), Fleet(weakref.ref(clients[1]))
+        a, b = (Refresher(f.fetch, f.stale) for f in fleets)
+        slow_redis.only, slow_redis.delay = b"NX", 0.3  # A's SET NX PX reply: 0.3 s late
+        outcome: dict[str, object] = {}
+
+        def other_process() -> None:
+            time.sleep(0.1)  # A holds the lock by now
+            try:
+                outcome["b"] = b.attempt(b_opts, now_wall())
+            except Exception as exc:  # noqa: BLE001 - the assertion below names it
+                outcome["b"] = exc
+
+        waiter = threading.Thread(target=other_process)
+        waiter.start()
+        with request_deadline(0.35), pytest.raises(jwt.PyJWKClientError) as raised:
+            a.attempt(a_opts, now_wall())
+        waiter.join(5)
+    assert _unsent(raised.value).after_idp_failure is False  # A sent nothing
+    assert outcome["b"] is b.keyset is not None and b.memory.ok, outcome  # was peer_failed, a cooldown
+    assert len(idp.jwks_requests()) == 1
