@@ -70,16 +70,25 @@ class RawStore(Protocol):
     def delete_if(self, key: str, value: bytes) -> bool:
         """Delete ``key`` only while it holds ``value`` (as :meth:`get` read it) or is not a string."""
 
+    def replace_if(self, key: str, value: bytes, new: bytes, ttl: float) -> bool:
+        """Set ``key`` to ``new`` (expiring in ``ttl``) only while it holds ``value``: ``True`` when it did."""
+
     def exists(self, key: str) -> bool: ...
 
     def ttl(self, key: str) -> float | None:
-        """Seconds the key has left; ``math.inf`` without expiry, ``None`` when gone or unknown."""
+        """Seconds the key has left; ``math.inf`` without expiry, ``0.0`` when gone, ``None`` when unknown."""
 
 
 #: Compare-and-delete in one step, so releasing or breaking a lock never deletes one taken meanwhile.
 _DELETE_IF = """
 local v = redis.pcall('getrange', KEYS[1], 0, tonumber(ARGV[2]))
 if (type(v) == 'table' and v['err']) or v == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+#: Compare-and-set in one step: a lock handed over is taken by one process only.
+_REPLACE_IF = """
+local v = redis.pcall('getrange', KEYS[1], 0, tonumber(ARGV[3]))
+if v == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[4])) return 1 end
 return 0
 """
 
@@ -131,6 +140,20 @@ class _Redis:
         client.delete(name)
         return True
 
+    def replace_if(self, key: str, value: bytes, new: bytes, ttl: float) -> bool:
+        name = self._key(key)
+        client = self._client(name, True)
+        try:
+            return bool(client.eval(_REPLACE_IF, 1, name, value, new, MAX_VALUE, _ms(ttl)))
+        except Exception as exc:
+            if not any(c.__name__ == "ResponseError" for c in type(exc).__mro__):
+                raise
+        # scripting refused: compare, then set (as delete_if: two processes may both take it, both fetch)
+        if self.get(key) != value:
+            return False
+        client.set(name, new, px=_ms(ttl))
+        return True
+
     def exists(self, key: str) -> bool:
         name = self._key(key)
         return bool(self._client(name, False).exists(name))
@@ -138,8 +161,8 @@ class _Redis:
     def ttl(self, key: str) -> float | None:
         name = self._key(key)
         left = int(self._client(name, False).pttl(name))
-        if left == -2:
-            return None
+        if left == -2:  # gone since it was read: it lapsed (never judge it by its seal's bound then)
+            return 0.0
         return math.inf if left < 0 else left / 1000
 
 
@@ -166,6 +189,12 @@ class _InProcess:
         if self.get(key) != value:
             return False
         self._cache.delete(key)
+        return True
+
+    def replace_if(self, key: str, value: bytes, new: bytes, ttl: float) -> bool:
+        if self.get(key) != value:
+            return False
+        self.set(key, new, ttl)
         return True
 
     def exists(self, key: str) -> bool:

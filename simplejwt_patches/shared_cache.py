@@ -50,8 +50,6 @@ logger = logging.getLogger("simplejwt_patches.jwks")
 LOCK_MARGIN = 0.2
 #: How often a waiter looks for the lock holder's set.
 POLL = 0.05
-#: How long the mark of a lock holder whose fetch was not sent lives (its waiters read it within a POLL).
-UNSENT_TTL = 1.0
 
 
 K = TypeVar("K", bound="Publishable")
@@ -201,9 +199,14 @@ class _Coordination(_Store):
 
     A value this fleet did not seal (planted, or left by an older release), one taken longer ago than
     the key may live, or one whose expiry is missing or longer than that is broken (compare-and-delete:
-    never a key taken meanwhile) and logged once; a lock is only ever released by its own holder."""
+    never a key taken meanwhile) and logged once; a lock is only ever released by its own holder, or
+    handed over by it (its fetch was not sent) to the one waiter that replaces it."""
 
     _waited: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
+        self._handed: bytes | None = None  # the handed-over lock value _lapses saw last (one refresh each)
 
     def _misfit(self, kind: str, url: str, value: bytes, bound: float) -> tuple[str | None, float]:
         """Why the ``kind`` key holding ``value`` is no live holder's (``None`` when it is one's), and
@@ -239,11 +242,17 @@ class _Coordination(_Store):
 
     def _lapses(self, url: str, options: Options) -> float | None:
         """When (monotonic) the refresh lock lapses; ``None`` when there is none (or the cache is down).
-        A lock no live holder could have set is broken, and lapses now."""
+        A lock no live holder could have set is broken, and lapses now; so does one its holder handed over
+        (its fetch was not sent: the sealed ``unsent`` value), which :meth:`_take` then takes."""
         asked = time.monotonic()  # before the round trips: the estimate never lies after the real lapse
+        self._handed = None
         ok, value = self._value(url, "lock")
         if not ok or value is None:
             return None
+        if open_mark("unsent", value, url) is not None:
+            if self._misfit("unsent", url, value, options.timeout + LOCK_MARGIN)[0] is None:
+                self._handed = value
+                return asked
         why, left = self._misfit("lock", url, value, options.timeout + LOCK_MARGIN)
         if why is not None:
             self._break(url, "lock", value, why)
@@ -275,6 +284,15 @@ class _Coordination(_Store):
         """Return the fleet's budget taken as ``mark``: its refetch was never sent. Deleted only while it
         holds ``mark``, never a budget another process took since."""
         self._op("delete_if", self.key(url) + ":demand", mark)
+
+    def _take(self, url: str, ttl: float) -> tuple[bool | None, bytes]:
+        """:meth:`lock`, or the lock a holder handed over (:meth:`_lapses`): replaced, so one process takes it."""
+        handed, self._handed = self._handed, None
+        if handed is None:
+            return self.lock(url, ttl)
+        value = seal_mark("lock", url)
+        ok, replaced = self._op("replace_if", self.key(url) + ":lock", handed, value, ttl)
+        return (bool(replaced) if ok else None), value
 
     def lock(self, url: str, ttl: float) -> tuple[bool | None, bytes]:
         """``(acquired, our lock's value)``; acquired is ``False`` when another process holds the lock,
@@ -365,18 +383,12 @@ class SharedCache(_Coordination):
                 self.put(url, keyset, (keyset.expires_wall - wall) + options.stale_if_error)
             return keyset
         except Exception as exc:
-            if unsent_without_idp_failure(exc):
-                self._op("set", self.key(url) + ":unsent", seal_mark("unsent", url), UNSENT_TTL)
-            else:  # a failure its waiters must judge the IdP by: no earlier holder's mark may say otherwise
-                self._op("delete", self.key(url) + ":unsent")
+            if unsent_without_idp_failure(exc):  # hand the lock over (then the unlock below finds it not ours)
+                unsent = seal_mark("unsent", url)
+                self._op("replace_if", self.key(url) + ":lock", held, unsent, options.timeout + LOCK_MARGIN)
             raise
         finally:
             self.unlock(url, held)
-
-    def _unsent(self, url: str) -> bool:
-        """Whether the lock's last holder left a live ``unsent`` mark (sealed, taken within UNSENT_TTL)."""
-        ok, value = self._value(url, "unsent")
-        return ok and value is not None and self._misfit("unsent", url, value, UNSENT_TTL)[0] is None
 
     def _take_over(
         self,
@@ -424,7 +436,7 @@ class SharedCache(_Coordination):
             if lapses is not None and now >= lapses:  # the holder died mid-fetch (or it was no holder's lock)
                 if too_little_to_fetch(left, options.timeout):  # a fetch would not be sent: no lock for it,
                     return fetch(timeout=left).with_generation(generation)  # and no attempt (NotSent, nothing spent)
-                taken, held = self.lock(url, left + LOCK_MARGIN)
+                taken, held = self._take(url, left + LOCK_MARGIN)
                 if taken is None:  # the cache went down: work alone
                     return fetch(timeout=left).with_generation(generation)
                 if taken:
@@ -441,9 +453,6 @@ class SharedCache(_Coordination):
                 entry = self.get(url)  # released, not lapsed: the holder published or failed
                 if entry is not None and adoptable(entry, seen, wall, options):
                     return adopt(entry)
-                if self._unsent(url):  # its fetch was never sent: no failure of the IdP's; take the lock
-                    lapses = time.monotonic()
-                    continue
                 failure = JWKSFailure("peer_failed", f"no fresh key set was published in {self.alias!r}")
                 failure.__cause__ = JWKSSharedRefreshFailed(
                     f"no fresh key set was published for {safe_url(url)} in {self.alias!r}"

@@ -1,5 +1,5 @@
-"""The sealed values of the shared cache's coordination keys: the refresh lock, the demand budget, and the
-mark a lock holder leaves when its fetch was not sent.
+"""The sealed values of the shared cache's coordination keys: the refresh lock (or, ``unsent``, the lock
+a holder whose fetch was not sent hands over) and the demand budget.
 
 Whoever can write the cache could otherwise plant a lock that keeps cold workers from ever fetching,
 or a budget key without expiry that turns off rotation pick-up for the fleet. Their values are

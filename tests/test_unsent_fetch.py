@@ -22,6 +22,8 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
@@ -261,20 +263,95 @@ def test_a_holder_whose_fetch_was_not_sent_lets_its_waiters_fetch(idp, redis, sl
         fleets = Fleet(weakref.ref(clients[0])), Fleet(weakref.ref(clients[1]))
         a, b = (Refresher(f.fetch, f.stale) for f in fleets)
         slow_redis.only, slow_redis.delay = b"NX", 0.3  # A's SET NX PX reply: 0.3 s late
-        outcome: dict[str, object] = {}
-
-        def other_process() -> None:
-            time.sleep(0.1)  # A holds the lock by now
-            try:
-                outcome["b"] = b.attempt(b_opts, now_wall())
-            except Exception as exc:  # noqa: BLE001 - the assertion below names it
-                outcome["b"] = exc
-
-        waiter = threading.Thread(target=other_process)
-        waiter.start()
-        with request_deadline(0.35), pytest.raises(jwt.PyJWKClientError) as raised:
-            a.attempt(a_opts, now_wall())
-        waiter.join(5)
-    assert _unsent(raised.value).after_idp_failure is False  # A sent nothing
-    assert outcome["b"] is b.keyset is not None and b.memory.ok, outcome  # was peer_failed, a cooldown
+        error, outcome = _a_holds_b_waits(a, a_opts, b, b_opts, deadline=0.35, after=0.1)
+    assert _unsent(error).after_idp_failure is False  # A sent nothing
+    assert outcome is b.keyset is not None and b.memory.ok, outcome  # was peer_failed, a cooldown
     assert len(idp.jwks_requests()) == 1
+
+
+def test_a_lock_handed_over_on_a_uniformly_slow_cache_is_taken_by_its_waiter(idp, slow_redis):
+    """Second review, finding 1: with every reply of the one shared cache 0.2 s late (under the documented
+    socket timeout), the waiter read a separate "unsent" mark only after it had expired, and was told
+    peer_failed. The holder now hands the lock itself over (its value replaced by a sealed "unsent" one)."""
+    from simplejwt_patches.refresher import Refresher
+
+    with shared(slow_redis.url(), JWKS_TIMEOUT=5, JWKS_REFETCH_COOLDOWN=30):
+        opts = get_options()
+        clients = client_of(idp), client_of(idp)
+        a, b = (Refresher(f.fetch, f.stale) for f in (Fleet(weakref.ref(c)) for c in clients))
+        connect = lambda: SharedCache("jwks").get(idp.jwks_url)  # noqa: E731 - each process's connection first
+
+        def slow() -> None:
+            connect()
+            slow_redis.delay = 0.2
+
+        error, outcome = _a_holds_b_waits(a, opts, b, opts, deadline=0.45, after=0.05, warm=connect, then=slow)
+    assert _unsent(error).after_idp_failure is False
+    assert outcome is b.keyset is not None and b.memory.ok, outcome
+    assert len(idp.jwks_requests()) == 1
+
+
+def test_a_handed_over_lock_is_taken_by_one_waiter_only(idp, redis):
+    """Second review, finding 2: every waiter that saw the holder's mark took the lock in turn, so in an
+    outage each fetched from the failing IdP. A handed-over lock is replaced (compare-and-set): one takes it."""
+    with shared(redis, JWKS_TIMEOUT=1):
+        opts, url = get_options(), idp.jwks_url
+        raw, name = raw_redis()
+        raw.set(name(SharedCache.key(url) + ":lock"), seal_mark("unsent", url), px=1200)  # a holder's hand-over
+        waiters = SharedCache("jwks"), SharedCache("jwks")
+        assert [w._lapses(url, opts) is not None for w in waiters] == [True, True]  # both see it lapsed now
+        taken = [w._take(url, 1.2)[0] for w in waiters]
+        assert taken == [True, False]
+        assert waiters[1]._lapses(url, opts) > time.monotonic()  # the taker's live lock: the other waits for it
+
+
+def _a_holds_b_waits(
+    a: Any,
+    a_opts: Any,
+    b: Any,
+    b_opts: Any,
+    *,
+    deadline: float,
+    after: float,
+    warm: Callable[[], object] | None = None,
+    then: Callable[[], object] | None = None,
+) -> tuple[BaseException, object]:
+    """A's refresh in a request deadline of ``deadline`` s (a realm request), and another process's, B's,
+    ``after`` s later; ``warm`` runs first in B's thread, ``then`` in A's before both start. A must fail:
+    ``(A's error, B's keyset or error)``."""
+    outcome: dict[str, object] = {}
+    connected, go = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        if warm is not None:
+            warm()
+        connected.set()
+        go.wait(5)
+        time.sleep(after)  # A is taking (or holds) the lock by now
+        try:
+            outcome["b"] = b.attempt(b_opts, now_wall())
+        except Exception as exc:  # noqa: BLE001 - the caller's assertion names it
+            outcome["b"] = exc
+
+    waiter = threading.Thread(target=other_process)
+    waiter.start()
+    connected.wait(5)
+    if then is not None:
+        then()
+    go.set()
+    try:
+        with request_deadline(deadline), pytest.raises(jwt.PyJWKClientError) as raised:
+            a.attempt(a_opts, now_wall())
+    finally:
+        waiter.join(10)
+    return raised.value, outcome["b"]
+
+
+def test_a_lock_gone_between_its_read_and_its_ttl_read_has_lapsed(idp, redis):
+    """Found while making the lock-wait test stable: a lock that expired between the waiter's read of it and
+    the read of its TTL was judged by its seal's bound instead (up to JWKS_TIMEOUT + 0.2 s more), so the
+    waiter took the gone lock for a released one and reported peer_failed (1 run in 4 of that test)."""
+    with shared(redis, JWKS_TIMEOUT=1):
+        url = idp.jwks_url
+        value = seal_mark("lock", url)  # read a moment ago; the key itself is gone now
+        assert SharedCache("jwks")._misfit("lock", url, value, 1.2) == (None, 0.0)
