@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol
 
-__all__ = ["MAX_VALUE", "RawStore", "raw_store", "refusal"]
+__all__ = ["MAX_VALUE", "RawStore", "backend_kind", "raw_store", "refusal"]
 
 #: The largest value ever read (a sealed entry's body is at most 4 MiB); longer ones are not entries.
 MAX_VALUE = 4 * 1024 * 1024 + 256
@@ -44,7 +44,7 @@ def _names(backend: type) -> list[str]:
     return [f"{c.__module__}.{c.__qualname__}" for c in backend.__mro__]
 
 
-def _kind(backend: type) -> str | None:
+def backend_kind(backend: type) -> str | None:
     """``"redis"``, ``"django-redis"`` or ``"in-process"`` for a backend class read raw; else ``None``."""
     names = _names(backend)
     if any(n in _REDIS for n in names):
@@ -161,7 +161,7 @@ class _Redis:
     def ttl(self, key: str) -> float | None:
         name = self._key(key)
         left = int(self._client(name, False).pttl(name))
-        if left == -2:  # gone since it was read: it lapsed (never judge it by its seal's bound then)
+        if left == -2:  # gone since it was read (never judged by its seal's bound then)
             return 0.0
         return math.inf if left < 0 else left / 1000
 
@@ -214,7 +214,7 @@ def _seconds(ttl: float) -> int:
 
 def raw_store(cache: Any) -> RawStore | None:
     """The raw store over ``cache``, or ``None`` when its backend can only unpickle (see :func:`refusal`)."""
-    kind = _kind(type(cache))
+    kind = backend_kind(type(cache))
     if kind == "redis":
         return _Redis(cache, lambda key, write: cache._cache.get_client(key, write=write))
     if kind == "django-redis":
@@ -229,7 +229,7 @@ def raw_store(cache: Any) -> RawStore | None:
 
 def refusal(backend: type) -> str | None:
     """Why a cache backend class cannot hold the shared key set (it unpickles what it reads), or ``None``."""
-    if _kind(backend) is not None:
+    if backend_kind(backend) is not None:
         return None
     for name in _names(backend):
         if name in _WHY:

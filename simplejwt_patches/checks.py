@@ -80,6 +80,8 @@ CHECK_IDS: tuple[CheckId, ...] = (
     CheckId("W050", "the configuration accepts tokens minted for other clients: `AUDIENCE` is or contains "
             '`"account"` (Keycloak puts it on every client\'s tokens), or is `None` while `JWK_URL` is set, and '
             "`AUTHORIZED_PARTIES` is not set"),
+    CheckId("W051", "a Redis `JWKS_SHARED_CACHE` without `socket_timeout` and `socket_connect_timeout` below "
+            "`JWKS_TIMEOUT` (a Redis that stops answering holds every request; names the alias and what is missing)"),
     CheckId("E051", '`SIMPLE_JWT["ALGORITHM"]` needs the `cryptography` package and it cannot be imported (every '
             "token would be an HTTP 500)"),
     CheckId("E105", '`JWK_URL` has no signing key for `SIMPLE_JWT["ALGORITHM"]`', deploy=True),
@@ -448,4 +450,5 @@ def check_signing_backend(app_configs: Any = None, **kwargs: Any) -> list[checks
     ]
 
 
-from . import realm_checks  # noqa: E402,F401 - registers the checks of ISSUERS (E061, W061, E062, --deploy)
+# Registered with the others: W051 (the shared cache's timeouts), the checks of ISSUERS (E061, W061, E062, --deploy).
+from . import cache_checks, realm_checks  # noqa: E402,F401

@@ -213,7 +213,8 @@ class Options(TrustSettings):
         "JWKS_SHARED_CACHE", None, valid.shared_cache, "E018",
         doc="a Django cache alias (e.g. Redis): the key set is shared by every process of every host, one fetch "
         "per lifespan for the fleet; a broken cache falls back to per-process fetching (logged once). Django's "
-        "`RedisCache`, django-redis or `LocMemCache`: backends that unpickle what they read are refused (E050)",
+        "`RedisCache`, django-redis or `LocMemCache`: backends that unpickle what they read are refused (E050); a "
+        "Redis client without `socket_timeout` and `socket_connect_timeout` below `JWKS_TIMEOUT` is W051",
     )  # fmt: skip
     failure_status = Setting(
         "JWKS_FAILURE_STATUS", 401, choice(401, 503), "E011",

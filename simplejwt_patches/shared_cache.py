@@ -208,16 +208,19 @@ class _Coordination(_Store):
         super().__init__(alias)
         self._handed: bytes | None = None  # the handed-over lock value _lapses saw last (one refresh each)
 
-    def _misfit(self, kind: str, url: str, value: bytes, bound: float) -> tuple[str | None, float]:
-        """Why the ``kind`` key holding ``value`` is no live holder's (``None`` when it is one's), and
-        the seconds it has left by its sealed taken-at and its expiry."""
+    def _misfit(
+        self, kind: str, url: str, value: bytes, bound: float, at: str | None = None
+    ) -> tuple[str | None, float]:
+        """Why the key (``at``, else ``kind``'s own) holding ``value``, a ``kind`` mark, is no live holder's
+        (``None`` when it is one's), and the seconds it has left by its sealed taken-at and its expiry
+        (0.0: gone since it was read)."""
         wall = time.time()
         taken = open_mark(kind, value, url)
         if taken is None:
             return "not sealed with SECRET_KEY: planted, or written by an older release", 0.0
         if abs(wall - taken) > bound:
             return f"taken {wall - taken:.1f} s ago, a holder's lives {bound:g} s", 0.0
-        ok, left = self._op("ttl", self.key(url) + ":" + kind)
+        ok, left = self._op("ttl", self.key(url) + ":" + (at or kind))
         if ok and left is not None and left > bound:
             return ("it has no expiry" if math.isinf(left) else f"it expires in {left:.1f} s, over {bound:g} s"), 0.0
         return None, min(taken + bound - wall, left if ok and left is not None else math.inf)
@@ -249,14 +252,17 @@ class _Coordination(_Store):
         ok, value = self._value(url, "lock")
         if not ok or value is None:
             return None
-        if open_mark("unsent", value, url) is not None:
-            if self._misfit("unsent", url, value, options.timeout + LOCK_MARGIN)[0] is None:
-                self._handed = value
-                return asked
-        why, left = self._misfit("lock", url, value, options.timeout + LOCK_MARGIN)
+        kind = "unsent" if open_mark("unsent", value, url) is not None else "lock"
+        why, left = self._misfit(kind, url, value, options.timeout + LOCK_MARGIN, at="lock")
         if why is not None:
             self._break(url, "lock", value, why)
-        return asked + max(0.0, left)
+            return asked
+        if kind == "unsent":
+            self._handed = value
+            return asked
+        if left <= 0:  # gone since it was read: released or lapsed, which the caller tells by its estimate
+            return None
+        return asked + left
 
     def take_demand_budget(self, url: str, cooldown: float) -> tuple[bool | None, bytes]:
         """The fleet's demand-refetch budget: ``(True, mark)`` when this process may refetch now (``mark``
@@ -439,7 +445,11 @@ class SharedCache(_Coordination):
                 taken, held = self._take(url, left + LOCK_MARGIN)
                 if taken is None:  # the cache went down: work alone
                     return fetch(timeout=left).with_generation(generation)
-                if taken:
+                if taken:  # a set published just before the lock was free (released, not lapsed) is adopted
+                    entry = self.get(url)
+                    if entry is not None and adoptable(entry, seen, wall, options):
+                        self.unlock(url, held)
+                        return adopt(entry)
                     return self._take_over(url, fetch, generation, wall, options, held, left)
                 judged = self._lapses(url, options)  # another waiter took over: wait for it
                 lapses = time.monotonic() if judged is None else judged  # or it is gone just now: take it

@@ -34,6 +34,7 @@ from simplejwt_patches.deadline import NotSent, request_deadline
 from simplejwt_patches.diagnostics import causes
 from simplejwt_patches.fleet import Fleet
 from simplejwt_patches.keyfetch import fetch_keyset
+from simplejwt_patches.keyset import KeySet
 from simplejwt_patches.shared_cache import SharedCache
 from simplejwt_patches.shared_marks import seal_mark
 from tests.helpers import raw_redis
@@ -350,8 +351,61 @@ def _a_holds_b_waits(
 def test_a_lock_gone_between_its_read_and_its_ttl_read_has_lapsed(idp, redis):
     """Found while making the lock-wait test stable: a lock that expired between the waiter's read of it and
     the read of its TTL was judged by its seal's bound instead (up to JWKS_TIMEOUT + 0.2 s more), so the
-    waiter took the gone lock for a released one and reported peer_failed (1 run in 4 of that test)."""
+    waiter took the gone lock for a released one and reported peer_failed (1 run in 4 of that test). Gone
+    is 0.0 left; the waiter tells lapsed from released by its estimate from the read before."""
     with shared(redis, JWKS_TIMEOUT=1):
         url = idp.jwks_url
         value = seal_mark("lock", url)  # read a moment ago; the key itself is gone now
         assert SharedCache("jwks")._misfit("lock", url, value, 1.2) == (None, 0.0)
+
+
+def test_a_slow_fleet_fetches_once_and_every_waiter_adopts(idp, slow_redis):
+    """Third review, finding 1 (HIGH, in the fix above): a lock released between a waiter's read and its TTL
+    read counted as lapsed, and the waiter took the free lock and fetched again instead of adopting the set
+    just published. With every reply 0.2 s late, one holder and three waiters made 3 IdP requests."""
+    from simplejwt_patches.refresher import Refresher
+
+    with shared(slow_redis.url(), JWKS_TIMEOUT=5, JWKS_REFETCH_COOLDOWN=30):
+        opts = get_options()
+        clients = [client_of(idp) for _ in range(4)]
+        processes = [Refresher(f.fetch, f.stale) for f in (Fleet(weakref.ref(c)) for c in clients)]
+        start = threading.Barrier(len(processes) + 1)
+        outcome: dict[int, object] = {}
+
+        def process(i: int) -> None:
+            SharedCache("jwks").get(idp.jwks_url)  # its own connection, before the cache turns slow
+            start.wait(5)
+            time.sleep(0.05 + 0.07 * i if i else 0)  # the first holds the lock, the others wait on it
+            try:
+                outcome[i] = processes[i].attempt(opts, now_wall())
+            except Exception as exc:  # noqa: BLE001 - the assertion below names it
+                outcome[i] = exc
+
+        threads = [threading.Thread(target=process, args=(i,)) for i in range(len(processes))]
+        for thread in threads:
+            thread.start()
+        for _ in range(50):  # until every process has its connection
+            if start.n_waiting == len(processes):
+                break
+            time.sleep(0.02)
+        slow_redis.delay = 0.2
+        start.wait(5)
+        for thread in threads:
+            thread.join(15)
+    assert all(isinstance(outcome[i], KeySet) for i in range(len(processes))), outcome
+    assert len(idp.jwks_requests()) == 1
+
+
+def test_a_handed_over_lock_is_judged_by_its_own_expiry(idp, redis, caplog):
+    """Third review, finding 2: the expiry of a handed-over lock was read from another key, so one planted
+    without an expiry was taken as handed over. It is broken, as any lock no live holder could have set."""
+    with shared(redis, JWKS_TIMEOUT=1), caplog.at_level(logging.WARNING, "simplejwt_patches"):
+        opts, url = get_options(), idp.jwks_url
+        raw, name = raw_redis()
+        SharedCache._rejected.clear()
+        raw.set(name(SharedCache.key(url) + ":lock"), seal_mark("unsent", url))  # no expiry
+        waiter = SharedCache("jwks")
+        assert waiter._lapses(url, opts) is not None and waiter._handed is None
+        assert raw.get(name(SharedCache.key(url) + ":lock")) is None  # broken
+        assert any("it has no expiry" in r.getMessage() for r in caplog.records)
+        SharedCache._rejected.clear()
