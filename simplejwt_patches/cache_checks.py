@@ -3,21 +3,23 @@
 With ``JWKS_SHARED_CACHE``, a request that needs the key set makes round trips to that cache: a read,
 and, for a refresh, the lock, the publish and the unlock. ``JWKS_TIMEOUT`` bounds the fetch from the
 IdP, not these. redis-py waits for a reply as long as its ``socket_timeout`` says, which is forever by
-default. It connects for as long as ``socket_connect_timeout`` says, which by default is the operating
-system's SYN retries, about two minutes on Linux. So a Redis that stops answering (a failover, a paused
-process, a network partition) holds every worker thread that reaches it. A round trip that times out
-instead marks the cache down, and each process fetches the key set alone until the cache answers again
-(docs/resilience.md).
+default. It connects within ``socket_connect_timeout``, else within ``socket_timeout``, else for as long
+as the operating system's SYN retries last (about two minutes on Linux). So a Redis that stops answering
+(a failover, a paused process, a network partition) holds every worker thread that reaches it. A round
+trip that times out instead marks the cache down, and each process fetches the key set alone until the
+cache answers again (docs/resilience.md).
 
-The timeouts are read where Django's ``RedisCache`` and django-redis take them: ``OPTIONS``
-(``socket_timeout`` / ``socket_connect_timeout``, django-redis' ``SOCKET_TIMEOUT`` /
-``SOCKET_CONNECT_TIMEOUT`` and ``CONNECTION_POOL_KWARGS``) and the ``LOCATION`` URL's query. Nothing is
-connected.
+The timeouts are read as each backend hands them to redis-py, for every server of ``LOCATION`` (the
+first takes the writes, the others the reads): a URL's query first; then, for django-redis,
+``CONNECTION_POOL_KWARGS`` over ``SOCKET_TIMEOUT`` / ``SOCKET_CONNECT_TIMEOUT``, and for Django's
+``RedisCache`` its ``OPTIONS`` as they are (django-redis' upper-case spelling there makes redis-py refuse
+the connection, which W051 says too). Nothing is connected, and no URL is echoed (it may hold a password).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,7 +35,7 @@ TAG = "simplejwt_patches"
 TIMEOUTS = {"socket_timeout": "SOCKET_TIMEOUT", "socket_connect_timeout": "SOCKET_CONNECT_TIMEOUT"}
 _UNBOUNDED = {
     "socket_timeout": "waits for a reply forever",
-    "socket_connect_timeout": "connects for as long as the operating system retries",
+    "socket_connect_timeout": "connects for as long as the operating system retries",  # with no socket_timeout either
 }
 
 
@@ -44,30 +46,74 @@ def _seconds(value: Any, text: bool = False) -> float | None:
         return None
     try:
         seconds = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-def redis_timeouts(conf: dict[str, Any]) -> dict[str, float | None]:
-    """Each of :data:`TIMEOUTS` as the cache ``conf`` (one ``CACHES`` entry) sets it, else ``None``."""
+def _servers(location: Any) -> list[str]:
+    """The server URLs of ``LOCATION`` as both backends split it (a string on ``,`` and ``;``): the first
+    takes the writes, the others the reads, so every one of them must time out."""
+    if isinstance(location, str):
+        parts: list[Any] = re.split("[;,]", location)
+    elif isinstance(location, (list, tuple)):
+        parts = list(location)
+    else:
+        parts = []
+    return [part.strip() for part in parts[:16] if isinstance(part, str) and part.strip()]
+
+
+def _query(url: str) -> dict[str, str]:
+    try:
+        return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+    except ValueError:  # a URL redis-py refuses too (the cache then fails at its first use)
+        return {}
+
+
+def redis_timeouts(conf: dict[str, Any], kind: str) -> list[dict[str, float | None]]:
+    """Each server's effective ``socket_timeout`` and ``socket_connect_timeout`` (``None``: none), as the
+    ``kind`` of backend (``"redis"``: Django's ``RedisCache``; ``"django-redis"``) passes them to redis-py:
+    the URL's query wins; then django-redis' ``CONNECTION_POOL_KWARGS`` over its ``SOCKET_*`` options, or
+    Django's ``OPTIONS`` as they are; redis-py connects within ``socket_timeout`` when no connect timeout
+    is given."""
     options = conf.get("OPTIONS")
     options = options if isinstance(options, dict) else {}
     pool = options.get("CONNECTION_POOL_KWARGS")
     pool = pool if isinstance(pool, dict) else {}
-    location = conf.get("LOCATION")
-    urls = [location] if isinstance(location, str) else location if isinstance(location, (list, tuple)) else []
-    query: dict[str, list[str]] = {}
-    for url in urls[:16]:
-        if isinstance(url, str):
-            for name, values in parse_qs(urlsplit(url).query).items():
-                query.setdefault(name, values)
-    found: dict[str, float | None] = {}
+    base: dict[str, float | None] = {}
     for name, upper in TIMEOUTS.items():
-        given = [_seconds(options.get(name)), _seconds(options.get(upper)), _seconds(pool.get(name))]
-        given += [_seconds(value, text=True) for value in (query.get(name) or [])[:1]]
-        found[name] = next((s for s in given if s is not None), None)
+        if kind == "django-redis":
+            pooled = _seconds(pool.get(name))
+            base[name] = pooled if pooled is not None else _seconds(options.get(upper))
+        else:
+            base[name] = _seconds(options.get(name))
+    found = []
+    for url in _servers(conf.get("LOCATION")) or [""]:
+        query = _query(url)
+        server = {name: _seconds(query[name], text=True) if name in query else base[name] for name in TIMEOUTS}
+        if server["socket_connect_timeout"] is None:
+            server["socket_connect_timeout"] = server["socket_timeout"]
+        found.append(server)
     return found
+
+
+def _problems(conf: dict[str, Any], kind: str, timeout: float) -> list[str]:
+    servers = redis_timeouts(conf, kind)
+    problems: list[str] = []
+    for index, server in enumerate(servers):
+        where = "" if len(servers) == 1 else f" on server {index + 1} of {len(servers)} in LOCATION"
+        for name, seconds in server.items():
+            if seconds is None:
+                problems.append(f"no {name}{where} (redis-py then {_UNBOUNDED[name]})")
+            elif seconds >= timeout:
+                problems.append(f"{name} = {seconds:g} s{where}, not below JWKS_TIMEOUT = {timeout:g} s")
+    options = conf.get("OPTIONS")
+    if kind == "redis" and isinstance(options, dict):
+        foreign = sorted(str(k)[:40] for k in options if k in TIMEOUTS.values() or k == "CONNECTION_POOL_KWARGS")
+        if foreign:
+            problems.append(f"OPTIONS {', '.join(foreign)}: django-redis' spelling, which Django's RedisCache hands "
+                            "to redis-py as they are (redis-py refuses them: the cache fails)")  # fmt: skip
+    return list(dict.fromkeys(problems))
 
 
 @checks.register(TAG)
@@ -88,19 +134,12 @@ def check_shared_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[
         return []
     if kind not in ("redis", "django-redis"):
         return []
-    problems = []
-    for name, seconds in redis_timeouts(conf).items():
-        if seconds is None:
-            problems.append(f"no {name} (redis-py then {_UNBOUNDED[name]})")
-        elif seconds >= options.timeout:
-            problems.append(f"{name} = {seconds:g} s, not below JWKS_TIMEOUT = {options.timeout:g} s")
+    problems = _problems(conf, kind, options.timeout)
     if not problems:
         return []
-    spelled = (
-        '"SOCKET_TIMEOUT": 0.3, "SOCKET_CONNECT_TIMEOUT": 0.3'
-        if kind == "django-redis"
-        else ('"socket_timeout": 0.3, "socket_connect_timeout": 0.3')
-    )
+    value = f"{min(0.3, options.timeout / 2):g}"  # a hint that passes the check it comes with
+    names = ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT") if kind == "django-redis" else tuple(TIMEOUTS)
+    spelled = ", ".join(f'"{name}": {value}' for name in names)
     return [
         checks.Warning(
             f"{SETTING}['JWKS_SHARED_CACHE'] = {alias!r}: the Redis cache has {'; '.join(problems)}. Every request "

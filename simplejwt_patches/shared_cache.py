@@ -367,8 +367,38 @@ class SharedCache(_Coordination):
         if locked is None:  # cache down: work alone
             return fetch().with_generation(generation)
         if locked:
-            return self._fetch_and_publish(url, fetch, generation, wall, options, held)
+            return self._holding(url, fetch, adopt, seen, generation, wall, options, held, None)
         return self._wait(url, fetch, adopt, seen, generation, wall, options, deadline)
+
+    def _holding(
+        self,
+        url: str,
+        fetch: Callable[..., K],
+        adopt: Callable[[dict[str, Any]], K],
+        seen: Publishable | None,
+        generation: int,
+        wall: float,
+        options: Options,
+        held: bytes,
+        deadline: float | None,
+    ) -> K:
+        """The lock is ours (``held``): adopt a set published since the entry was read (by a holder that
+        released the lock just before), else fetch and publish -- within what is left of ``deadline``
+        after a lock wait (too little: not sent, the lock handed over), else within ``JWKS_TIMEOUT``."""
+        entry = self.get(url)
+        if entry is not None and adoptable(entry, seen, wall, options):
+            self.unlock(url, held)
+            return adopt(entry)
+        if deadline is None:
+            return self._fetch_and_publish(url, fetch, generation, wall, options, held)
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            return self._fetch_and_publish(url, fetch, generation, wall, options, held, timeout=left)
+        except Exception as exc:
+            cut = _cut_short(exc, left, options, self.alias)
+            if cut is None:
+                raise
+            raise cut from cut.__cause__
 
     def _fetch_and_publish(
         self,
@@ -396,30 +426,6 @@ class SharedCache(_Coordination):
         finally:
             self.unlock(url, held)
 
-    def _take_over(
-        self,
-        url: str,
-        fetch: Callable[..., K],
-        generation: int,
-        wall: float,
-        options: Options,
-        held: bytes,
-        left: float,
-    ) -> K:
-        """Fetch in the ``left`` seconds a lock wait left. A timeout after a wait of more than
-        ``LOCK_MARGIN`` proves no outage (the wait cut the fetch short): no stale fallback for it."""
-        try:
-            return self._fetch_and_publish(url, fetch, generation, wall, options, held, timeout=left)
-        except Exception as exc:
-            failure = find_failure(exc)
-            if failure is None or failure.kind != "timeout" or left >= options.timeout - LOCK_MARGIN:
-                raise
-            cut = JWKSSharedWaitFailed(f"the fetch had {left:.2f} s left after waiting for the refresh lock")
-            cut.__cause__ = exc
-            wrapped = JWKSFailure("timeout", f"the fetch after a wait for the refresh lock in {self.alias!r} timed out")
-            wrapped.__cause__ = cut
-            raise _connection_error(str(exc)) from wrapped
-
     def _wait(
         self,
         url: str,
@@ -434,6 +440,8 @@ class SharedCache(_Coordination):
         """Another process holds the lock: adopt what it publishes, break its lock when it lapsed or was
         never a live holder's, and never wait past ``deadline`` (bounded loop, one poll per ``POLL``)."""
         lapses = self._lapses(url, options)
+        if lapses is None:  # gone since our lock was refused (released, or its holder died): take it, then
+            lapses = time.monotonic()  # adopt what a release published (_holding) rather than judge by it
         for _ in range(int(options.timeout / POLL) + 3):
             now = time.monotonic()
             left = deadline - now
@@ -445,12 +453,8 @@ class SharedCache(_Coordination):
                 taken, held = self._take(url, left + LOCK_MARGIN)
                 if taken is None:  # the cache went down: work alone
                     return fetch(timeout=left).with_generation(generation)
-                if taken:  # a set published just before the lock was free (released, not lapsed) is adopted
-                    entry = self.get(url)
-                    if entry is not None and adoptable(entry, seen, wall, options):
-                        self.unlock(url, held)
-                        return adopt(entry)
-                    return self._take_over(url, fetch, generation, wall, options, held, left)
+                if taken:
+                    return self._holding(url, fetch, adopt, seen, generation, wall, options, held, deadline)
                 judged = self._lapses(url, options)  # another waiter took over: wait for it
                 lapses = time.monotonic() if judged is None else judged  # or it is gone just now: take it
                 continue
@@ -463,11 +467,8 @@ class SharedCache(_Coordination):
                 entry = self.get(url)  # released, not lapsed: the holder published or failed
                 if entry is not None and adoptable(entry, seen, wall, options):
                     return adopt(entry)
-                failure = JWKSFailure("peer_failed", f"no fresh key set was published in {self.alias!r}")
-                failure.__cause__ = JWKSSharedRefreshFailed(
-                    f"no fresh key set was published for {safe_url(url)} in {self.alias!r}"
-                )
-                raise _connection_error("the JWKS refresh by another process failed") from failure
+                failed = _peer_failed(url, self.alias)
+                raise failed from failed.__cause__
             lapses = judged if judged is not None else lapses
         self._warn_wait(url, options)
         failure = JWKSFailure("timeout", f"waited JWKS_TIMEOUT for the refresh lock in {self.alias!r}")
@@ -475,6 +476,31 @@ class SharedCache(_Coordination):
         raise _connection_error(
             f"another process's JWKS refresh did not finish within JWKS_TIMEOUT={options.timeout:g} s"
         ) from failure
+
+
+def _cut_short(exc: Exception, left: float, options: Options, alias: str) -> BaseException | None:
+    """For ``exc`` of a fetch made in the ``left`` seconds a lock wait left: a timeout after a wait of more
+    than ``LOCK_MARGIN`` proves no outage (the wait cut the fetch short), so it is raised chained to
+    :class:`JWKSSharedWaitFailed` (no stale fallback serves on it); ``None``: raise ``exc`` as it is."""
+    failure = find_failure(exc)
+    if failure is None or failure.kind != "timeout" or left >= options.timeout - LOCK_MARGIN:
+        return None
+    cut = JWKSSharedWaitFailed(f"the fetch had {left:.2f} s left after waiting for the refresh lock")
+    cut.__cause__ = exc
+    wrapped = JWKSFailure("timeout", f"the fetch after a wait for the refresh lock in {alias!r} timed out")
+    wrapped.__cause__ = cut
+    error = _connection_error(str(exc))
+    error.__cause__ = wrapped
+    return error
+
+
+def _peer_failed(url: str, alias: str) -> BaseException:
+    """The lock was released and no fresh set published: the holder's fetch failed."""
+    failure = JWKSFailure("peer_failed", f"no fresh key set was published in {alias!r}")
+    failure.__cause__ = JWKSSharedRefreshFailed(f"no fresh key set was published for {safe_url(url)} in {alias!r}")
+    error = _connection_error("the JWKS refresh by another process failed")
+    error.__cause__ = failure
+    return error
 
 
 def own_fetch_failed(exc: BaseException) -> bool:

@@ -59,9 +59,11 @@ def test_a_redis_cache_without_timeouts_is_w051_naming_the_alias_and_both():
     [
         {"OPTIONS": {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}},
         {"LOCATION": URL + "?socket_timeout=0.3&socket_connect_timeout=0.5"},
-        {"LOCATION": [URL + "?socket_timeout=1&socket_connect_timeout=1", URL], "OPTIONS": {}},
+        {"LOCATION": [URL + "?socket_timeout=1", URL + "?socket_timeout=1"], "OPTIONS": {}},
+        {"LOCATION": f"{URL}?socket_timeout=1;{URL}?socket_timeout=0.5,{URL}?socket_timeout=0.2"},
+        {"OPTIONS": {"socket_timeout": 0.3}},  # redis-py connects within socket_timeout when no connect timeout
     ],
-    ids=["options", "url-query", "url-list"],
+    ids=["options", "url-query", "url-list", "url-string-split", "socket-timeout-alone"],
 )
 def test_a_redis_cache_with_both_timeouts_below_jwks_timeout_passes(conf):
     assert messages({"BACKEND": REDIS, "LOCATION": URL, **conf}) == []
@@ -76,6 +78,40 @@ def test_a_timeout_not_below_jwks_timeout_is_w051():
     assert messages(conf, JWKS_TIMEOUT=11) == []
 
 
+@needs_redis_cache
+@pytest.mark.parametrize(
+    ("conf", "expected"),
+    [
+        ({"LOCATION": [URL + "?socket_timeout=0.3", URL]}, "no socket_timeout on server 2 of 2 in LOCATION"),
+        ({"LOCATION": f"{URL},{URL}?socket_timeout=0.3"}, "no socket_timeout on server 1 of 2 in LOCATION"),
+        ({"LOCATION": URL + "?socket_timeout=30", "OPTIONS": {"socket_timeout": 0.3}}, "socket_timeout = 30 s"),
+        ({"OPTIONS": {"SOCKET_TIMEOUT": 0.3, "SOCKET_CONNECT_TIMEOUT": 0.3}}, "OPTIONS SOCKET_CONNECT_TIMEOUT"),
+    ],
+    ids=["a-read-replica-without", "the-writer-without", "the-query-wins", "django-redis-spelling"],
+)
+def test_what_redis_py_really_gets_decides(conf, expected):
+    """Fourth review: every server of LOCATION counts, the URL's query wins over OPTIONS, and django-redis'
+    upper-case spelling in Django's RedisCache is refused by redis-py (the cache fails)."""
+    (warning,) = messages({"BACKEND": REDIS, "LOCATION": URL, **conf})
+    assert expected in warning.msg
+
+
+@needs_redis_cache
+@pytest.mark.parametrize(
+    "location", ["redis://[::1:6379/0", "redis://user:s3cr3t@127.0.0.1:6379/0", "redis://\uff03x/0", 7, None]
+)
+def test_a_broken_or_secret_location_is_never_raised_or_echoed(location):
+    (warning,) = messages({"BACKEND": REDIS, "LOCATION": location, "OPTIONS": {"socket_timeout": 10**400}})
+    assert warning.id == "simplejwt_patches.W051" and "s3cr3t" not in warning.msg + warning.hint
+
+
+@needs_redis_cache
+def test_a_hint_that_passes_its_own_check():
+    (warning,) = messages({"BACKEND": REDIS, "LOCATION": URL}, JWKS_TIMEOUT=0.25)
+    options = json.loads("{" + warning.hint.split("['OPTIONS'] = {", 1)[1].split("}", 1)[0] + "}")
+    assert messages({"BACKEND": REDIS, "LOCATION": URL, "OPTIONS": options}, JWKS_TIMEOUT=0.25) == []
+
+
 def test_django_redis_spelling_and_pool_kwargs():
     backend = f"{__name__}.DjangoRedisShaped"
     (warning,) = messages({"BACKEND": backend, "LOCATION": URL})
@@ -84,6 +120,13 @@ def test_django_redis_spelling_and_pool_kwargs():
     assert messages({"BACKEND": backend, "LOCATION": URL, "OPTIONS": upper}) == []
     pool = {"CONNECTION_POOL_KWARGS": {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}}
     assert messages({"BACKEND": backend, "LOCATION": URL, "OPTIONS": pool}) == []
+    lower = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}  # Django's spelling: django-redis ignores it
+    assert [m.id for m in messages({"BACKEND": backend, "LOCATION": URL, "OPTIONS": lower})] == [
+        "simplejwt_patches.W051"
+    ]
+    winner = {"SOCKET_TIMEOUT": 0.3, "CONNECTION_POOL_KWARGS": {"socket_timeout": 30}}  # the pool kwargs win
+    (warning,) = messages({"BACKEND": backend, "LOCATION": URL, "OPTIONS": winner})
+    assert "socket_timeout = 30 s" in warning.msg
 
 
 def test_no_w051_without_a_redis_shared_cache():

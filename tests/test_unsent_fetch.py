@@ -73,8 +73,8 @@ def test_a_fetch_left_too_little_by_a_lock_wait_is_not_sent(api, idp, redis, fre
     IdP may answer in that time, an IdP farther away times out, and the timeout is blamed on it."""
     with shared(redis, JWKS_TIMEOUT=1):
         raw, name = raw_redis()
-        raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), seal_mark("lock", idp.jwks_url), px=430)
-        with request_deadline(0.5):
+        with request_deadline(0.5):  # the lock is set after the deadline starts: at most 0.07 s are left at its lapse
+            raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), seal_mark("lock", idp.jwks_url), px=430)
             assert api(idp.mint()).status_code in (401, 503)
         assert idp.jwks_requests() == []  # nothing sent in the 0.07 s left
         fresh_backend()
@@ -409,3 +409,60 @@ def test_a_handed_over_lock_is_judged_by_its_own_expiry(idp, redis, caplog):
         assert raw.get(name(SharedCache.key(url) + ":lock")) is None  # broken
         assert any("it has no expiry" in r.getMessage() for r in caplog.records)
         SharedCache._rejected.clear()
+
+
+def _two_caches(slow_url: str, direct_url: str, **conf: Any) -> tuple[Any, Any, Any]:
+    """Options for a process on the slow cache (``jwks``), one on the same Redis directly (``jwks_b``), and the
+    settings override that holds both aliases."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    caches = {**settings.CACHES,
+              "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": slow_url},
+              "jwks_b": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": direct_url}}  # fmt: skip
+    base = {"JWKS_REFRESH_AHEAD": 0, "JWKS_TIMEOUT": 1, "JWKS_REFETCH_COOLDOWN": 30, **conf}
+    with override_settings(CACHES=caches, SIMPLE_JWT_PATCHES={**base, "JWKS_SHARED_CACHE": "jwks"}):
+        slow = get_options()
+    with override_settings(CACHES=caches, SIMPLE_JWT_PATCHES={**base, "JWKS_SHARED_CACHE": "jwks_b"}):
+        direct = get_options()
+    return slow, direct, override_settings(CACHES=caches)
+
+
+def test_a_lock_that_lapses_just_after_it_was_refused_is_taken_not_judged_a_failure(idp, redis, slow_redis):
+    """Fourth review, finding 1: a dead holder's lock lapsing between the waiter's refused lock and its first
+    read of the lock looked released, and the waiter reported peer_failed (a cooldown of refusals) although
+    only the holder had died. The waiter now takes the free lock (and adopts a set published meanwhile)."""
+    from simplejwt_patches.refresher import Refresher
+
+    opts, _direct, both = _two_caches(slow_redis.url(), redis)
+    with both:
+        client = client_of(idp)
+        fleet = Fleet(weakref.ref(client))
+        waiter = Refresher(fleet.fetch, fleet.stale)
+        raw, name = raw_redis("jwks_b")
+        slow_redis.only, slow_redis.delay = b"NX", 0.15  # the refused lock's reply comes after the lapse
+        raw.set(name(SharedCache.key(idp.jwks_url) + ":lock"), seal_mark("lock", idp.jwks_url), px=60)
+        keyset = waiter.attempt(opts, now_wall())
+    assert keyset is waiter.keyset is not None and waiter.memory.ok
+    assert len(idp.jwks_requests()) == 1
+
+
+def test_a_new_request_adopts_a_set_published_while_it_took_the_lock(idp, redis, slow_redis):
+    """Fourth review, finding 3: a holder that published and released its lock between a new request's read
+    of the entry and its lock made that request fetch again. It now re-reads the entry once it holds the lock."""
+    from simplejwt_patches.refresher import Refresher
+
+    slow, direct, both = _two_caches(slow_redis.url(), redis)
+    with both:
+        clients = client_of(idp), client_of(idp)
+        fleets = Fleet(weakref.ref(clients[0])), Fleet(weakref.ref(clients[1]))
+        arrival, holder = (Refresher(f.fetch, f.stale) for f in fleets)
+        SharedCache("jwks").get(idp.jwks_url)  # the slow process's connection first
+        slow_redis.only, slow_redis.delay = b"GETRANGE", 0.3  # its read of the entry answers 0.3 s late
+        published = threading.Thread(target=lambda: (time.sleep(0.05), holder.attempt(direct, now_wall())))
+        published.start()  # fetches, publishes and unlocks while the new request's read is in flight
+        keyset = arrival.attempt(slow, now_wall())
+        published.join(5)
+    assert keyset is arrival.keyset is not None and holder.keyset is not None
+    assert keyset.fetched_wall == holder.keyset.fetched_wall  # adopted, not fetched
+    assert len(idp.jwks_requests()) == 1
