@@ -51,11 +51,12 @@ def _seconds(value: Any, text: bool = False) -> float | None:
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-def _servers(location: Any) -> list[str]:
-    """The server URLs of ``LOCATION`` as both backends split it (a string on ``,`` and ``;``): the first
-    takes the writes, the others the reads, so every one of them must time out."""
+def _servers(location: Any, kind: str) -> list[str]:
+    """The server URLs of ``LOCATION`` as the backend splits a string (Django's ``RedisCache`` on ``,`` and
+    ``;``, django-redis on ``,``): the first takes the writes, the others the reads (of other code than
+    this package's), so every one of them must time out."""
     if isinstance(location, str):
-        parts: list[Any] = re.split("[;,]", location)
+        parts: list[Any] = re.split("[;,]" if kind == "redis" else ",", location)
     elif isinstance(location, (list, tuple)):
         parts = list(location)
     else:
@@ -88,7 +89,7 @@ def redis_timeouts(conf: dict[str, Any], kind: str) -> list[dict[str, float | No
         else:
             base[name] = _seconds(options.get(name))
     found = []
-    for url in _servers(conf.get("LOCATION")) or [""]:
+    for url in _servers(conf.get("LOCATION"), kind) or [""]:
         query = _query(url)
         server = {name: _seconds(query[name], text=True) if name in query else base[name] for name in TIMEOUTS}
         if server["socket_connect_timeout"] is None:
@@ -108,6 +109,10 @@ def _problems(conf: dict[str, Any], kind: str, timeout: float) -> list[str]:
             elif seconds >= timeout:
                 problems.append(f"{name} = {seconds:g} s{where}, not below JWKS_TIMEOUT = {timeout:g} s")
     options = conf.get("OPTIONS")
+    sentinel = options.get("SENTINEL_KWARGS") if isinstance(options, dict) and options.get("SENTINELS") else None
+    if kind == "django-redis" and isinstance(sentinel, dict) and _seconds(sentinel.get("socket_timeout")) is None:
+        problems.append("SENTINEL_KWARGS without socket_timeout (given, they replace the socket options for the "
+                        "sentinels, which are then asked with no timeout at every new connection)")  # fmt: skip
     if kind == "redis" and isinstance(options, dict):
         foreign = sorted(str(k)[:40] for k in options if k in TIMEOUTS.values() or k == "CONNECTION_POOL_KWARGS")
         if foreign:
@@ -145,8 +150,9 @@ def check_shared_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[
             f"{SETTING}['JWKS_SHARED_CACHE'] = {alias!r}: the Redis cache has {'; '.join(problems)}. Every request "
             "that needs the key set makes round trips to it, outside JWKS_TIMEOUT: a Redis that stops answering "
             "holds them all.",
-            hint=f"Set CACHES[{alias!r}]['OPTIONS'] = {{{spelled}}}: a round trip that times out marks the cache "
-            "down, and each process then fetches the key set alone until it answers again.",
+            hint=f"Set CACHES[{alias!r}]['OPTIONS'] = {{{spelled}}} (and no URL query or CONNECTION_POOL_KWARGS "
+            "that overrides them): a round trip that times out marks the cache down, and each process then fetches "
+            "the key set alone until it answers again.",
             obj=SETTING,
             id="simplejwt_patches.W051",
         )

@@ -94,7 +94,12 @@ return 0
 
 
 class _Redis:
-    """A redis-py client behind Django's RedisCache or django-redis: values are bytes, unserialised."""
+    """A redis-py client behind Django's RedisCache or django-redis: values are bytes, unserialised.
+
+    Every operation goes to the server that takes the writes (``LOCATION``'s first), reads too: the lock,
+    the budget and the entry are read to decide what to write, and a read replica that lags would show a
+    lock that is not there yet, or miss the set just published (and each process would fetch again).
+    """
 
     def __init__(self, cache: Any, client: Any) -> None:
         self._cache = cache
@@ -107,7 +112,7 @@ class _Redis:
     def get(self, key: str) -> bytes | None:
         name = self._key(key)
         try:  # bounded: a huge planted value is never read whole
-            value = self._client(name, False).getrange(name, 0, MAX_VALUE)
+            value = self._client(name, True).getrange(name, 0, MAX_VALUE)
         except Exception as exc:
             if any(c.__name__ == "ResponseError" for c in type(exc).__mro__):  # WRONGTYPE: a list planted there
                 return b"\x00not a string"
@@ -156,11 +161,11 @@ class _Redis:
 
     def exists(self, key: str) -> bool:
         name = self._key(key)
-        return bool(self._client(name, False).exists(name))
+        return bool(self._client(name, True).exists(name))
 
     def ttl(self, key: str) -> float | None:
         name = self._key(key)
-        left = int(self._client(name, False).pttl(name))
+        left = int(self._client(name, True).pttl(name))
         if left == -2:  # gone since it was read (never judged by its seal's bound then)
             return 0.0
         return math.inf if left < 0 else left / 1000

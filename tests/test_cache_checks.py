@@ -161,3 +161,16 @@ def test_the_documented_options_pass_the_check():
     """docs/resilience.md's advice, applied verbatim (the options tests/test_redis_faults.py pauses Redis under)."""
     (options,) = re.findall(r'`OPTIONS: (\{"socket_timeout"[^`]*\})` for Redis', page("resilience.md"))
     assert messages({"BACKEND": REDIS, "LOCATION": URL, "OPTIONS": json.loads(options)}) == []
+
+
+def test_django_redis_sentinels_without_a_timeout_and_its_own_location_split():
+    """Fifth review: django-redis hands SENTINEL_KWARGS to the sentinels instead of the socket options, so
+    ``{"password": ...}`` there left them without a timeout; and it splits LOCATION on "," only."""
+    backend, upper = f"{__name__}.DjangoRedisShaped", {"SOCKET_TIMEOUT": 0.3}
+    sentinels = {**upper, "SENTINELS": [("127.0.0.1", 26379)], "SENTINEL_KWARGS": {"password": "s3cr3t"}}
+    (warning,) = messages({"BACKEND": backend, "LOCATION": "redis://mymaster/0", "OPTIONS": sentinels})
+    assert "SENTINEL_KWARGS without socket_timeout" in warning.msg and "s3cr3t" not in warning.msg + warning.hint
+    sentinels["SENTINEL_KWARGS"] = {"password": "s3cr3t", "socket_timeout": 0.3}
+    assert messages({"BACKEND": backend, "LOCATION": "redis://mymaster/0", "OPTIONS": sentinels}) == []
+    with_semicolon = "redis://:pa;ss@127.0.0.1:6379/0"  # a password with ";" is one server to django-redis
+    assert messages({"BACKEND": backend, "LOCATION": with_semicolon, "OPTIONS": upper}) == []
