@@ -178,7 +178,8 @@ def test_the_demand_budget_and_the_refresh_lock_are_per_realm(realms, fleet, api
     status, took = _timed(api, b.mint())
     assert status == 200 and took < 0.3 + SCHEDULING, took  # B takes its own lock and fetches (waiting on A's: a 401)
     assert len(b.jwks_requests()) == 3
-    status, took = _timed(api, a.mint())
+    raw.set(_key(a, "lock"), seal_mark("lock", a.jwks_url), px=700)  # the holder's, again: B's fetch may have
+    status, took = _timed(api, a.mint())  # taken most of the first one's 0.7 s on a loaded CI core (seen: 0.46 s)
     assert status in (401, 503) and 0.4 < took < 0.5 + MARGIN + SCHEDULING, took  # A waits for A's holder only
     assert len(a.jwks_requests()) == 2
 
